@@ -87,6 +87,8 @@ def rebuild(json_config: str, input_shape: tuple[int, ...] = (28, 28, 1)) -> ker
         data = json.loads(json_config)
     except (TypeError, ValueError) as exc:
         raise ModelRejected(f"the model's JSON config could not be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelRejected(f"the model's config is not a Keras model config (received a {type(data).__name__}).")
     validate_config(data)
     if data.get("class_name") not in ALLOWED_MODELS:
         raise ModelRejected(f"expected a keras.Sequential model; received a {data.get('class_name')!r}.")
@@ -94,6 +96,8 @@ def rebuild(json_config: str, input_shape: tuple[int, ...] = (28, 28, 1)) -> ker
         model = keras.models.model_from_json(json.dumps(data))
     except Exception as exc:  # Keras raises many types on bad configs
         raise ModelRejected(f"Keras could not rebuild the model from its config: {_short(exc)}") from None
+    if not isinstance(model, keras.Model):
+        raise ModelRejected(f"the config did not describe a Keras model (Keras gave a {type(model).__name__}).")
     if not model.built:
         try:
             model.build((None, *input_shape))
@@ -174,8 +178,8 @@ def _detail(kind: str, config: dict[str, Any]) -> str:
 
 
 def _name_of(obj: Any) -> str:
-    if isinstance(obj, dict):
-        obj = obj.get("config", {}).get("name") or obj.get("class_name")
+    if isinstance(obj, dict):  # the class, not config["name"]: Keras numbers repeated names ("adam_3")
+        obj = obj.get("class_name") or obj.get("config", {}).get("name")
     return _normalise(obj)
 
 

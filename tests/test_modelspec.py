@@ -1,0 +1,120 @@
+"""Rebuilding student models from configs: built-in layers only, described as students see them."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from grader.modelspec import (
+    ModelRejected,
+    check_trainable_size,
+    compile_from,
+    compile_summary,
+    describe,
+    rebuild,
+)
+from grader.suites.convolutions import reference as ref
+
+
+def _cnn(filters: tuple[int, ...]) -> keras.Model:
+    return ref.reference_cnn(filters)
+
+
+def test_rebuilt_cnn_matches_the_lab_table() -> None:
+    model = rebuild(_cnn((32, 32)).to_json())
+    assert describe(model) == ref.expected_cnn((32, 32))
+    assert [row.params for row in describe(model)] == [320, 0, 9248, 0, 0, 102528, 1290]
+    assert model.count_params() == 113_386
+
+
+def test_dense_model_table() -> None:
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10, activation="softmax")])
+    assert describe(rebuild(model.to_json())) == ref.expected_dnn()
+    assert rebuild(model.to_json()).count_params() == 101_770
+
+
+def test_lambda_layer_is_refused_before_deserialisation() -> None:
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Flatten()])
+    with pytest.raises(ModelRejected, match="Lambda"):
+        rebuild(model.to_json())
+
+
+def test_custom_layer_is_refused() -> None:
+    config = json.loads(_cnn((8,)).to_json())
+    config["config"]["layers"][1]["module"] = "student_code"
+    config["config"]["layers"][1]["registered_name"] = "Custom>Conv"
+    with pytest.raises(ModelRejected, match="custom object"):
+        rebuild(json.dumps(config))
+
+
+def test_unknown_builtin_layer_is_refused_with_the_allowed_list() -> None:
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2DTranspose(4, 3), keras.layers.Flatten()])
+    with pytest.raises(ModelRejected, match="Conv2DTranspose.*allowed layers"):
+        rebuild(model.to_json())
+
+
+@pytest.mark.parametrize("text", ["", "not json", "[1, 2]", json.dumps({"class_name": "Sequential"})])
+def test_garbage_configs_give_a_clear_error(text: str) -> None:
+    with pytest.raises(ModelRejected):
+        rebuild(text)
+
+
+def test_unbuilt_model_is_built_for_the_lab_input() -> None:
+    model = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    rebuilt = rebuild(model.to_json())
+    assert rebuilt.built and rebuilt.count_params() == 7850
+
+
+def test_compile_summary_normalises_names() -> None:
+    model = _cnn((8,))
+    model.compile(optimizer=keras.optimizers.SGD(), metrics=["acc"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    summary = compile_summary(model.get_compile_config())
+    assert summary == {"optimizer": "sgd", "loss": "sparse_categorical_crossentropy", "from_logits": True,
+                       "metrics": ["accuracy"]}
+    assert compile_summary(_cnn((8,)).get_compile_config())["optimizer"] == "adam"
+
+
+def test_uncompiled_model_cannot_be_trained() -> None:
+    with pytest.raises(ModelRejected, match="not compiled"):
+        compile_from(rebuild(_cnn((8,)).to_json()), None)
+
+
+def test_models_far_beyond_the_lab_are_not_trained() -> None:
+    huge = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(2048, 3), keras.layers.Flatten(),
+                             keras.layers.Dense(10)])
+    with pytest.raises(ModelRejected, match="too large"):
+        check_trainable_size(huge)
+    check_trainable_size(_cnn((32, 32)))  # the lab's model is fine
+    check_trainable_size(_cnn((64, 64)))
+
+
+@settings(max_examples=15)
+@given(filters=st.lists(st.integers(1, 128), min_size=1, max_size=3).map(tuple))
+def test_closed_form_parameter_counts_agree_with_keras(filters: tuple[int, ...]) -> None:
+    model = _cnn(filters)
+    assert describe(model) == ref.expected_cnn(filters)
+
+
+@given(in_channels=st.integers(1, 512), filters=st.integers(1, 512), kernel=st.integers(1, 7))
+def test_conv_formula_text_matches_its_value(in_channels: int, filters: int, kernel: int) -> None:
+    text = ref.conv_formula(in_channels, filters, kernel)
+    left, right = text.split(" = ")
+    assert eval(left) == int(right.replace(",", "")) == ref.conv_params(in_channels, filters, kernel)  # noqa: S307
+
+
+def test_layer_table_marks_the_first_difference() -> None:
+    expected = ref.expected_cnn((32, 32))
+    got = ref.expected_cnn((32, 64))
+    table = ref.layer_table(expected, got)
+    assert table is not None
+    marked = [line for line in table.splitlines() if line.startswith(">>")]
+    assert marked == [">> layer 3: expected Conv2D(32, 3x3, relu) -> 11x11x32, 9,248 params"]
+    assert "found    Conv2D(64, 3x3, relu) -> 11x11x64, 18,496 params" in table
+    assert "(3*3*32+1)*32 = 9,248" in ref.first_difference(expected, got)
+    assert ref.layer_table(expected, expected) is None
