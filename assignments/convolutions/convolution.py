@@ -1,0 +1,60 @@
+"""What a convolution and a pooling layer compute, written with NumPy.
+
+A convolution slides a small grid of weights, the kernel, over the image. At each
+position it multiplies the kernel with the pixels underneath and sums the products:
+that sum is one pixel of the output. Keras' ``Conv2D`` does exactly this (without
+flipping the kernel, strictly a *cross-correlation*) and, with the default
+``padding="valid"``, only at positions where the whole kernel fits inside the image.
+
+Max pooling keeps the largest value of each non-overlapping ``size x size`` window,
+so a 2x2 pooling halves the height and width while keeping the strongest responses.
+"""
+
+import numpy as np
+
+# The classic edge-detection kernel: 8 in the middle and -1 on its eight neighbours.
+# Its weights sum to 0, so flat areas of the image give 0 and only changes of brightness
+# (edges) give a response.
+EDGE_KERNEL = None  # TODO: a 3x3 float32 NumPy array with 8 in the middle and -1 everywhere else
+
+
+def convolve2d(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Valid 2-D cross-correlation of ``image`` with ``kernel``, as ``Conv2D`` computes it.
+
+    ``output[i, j] = sum(image[i:i + kh, j:j + kw] * kernel)`` for every position where
+    the kernel fits, so the output has shape ``(H - kh + 1, W - kw + 1)``. The kernel is
+    not flipped. Any kernel shape (also non-square) up to the image's size is allowed.
+
+    Args:
+        image: 2-D array (H, W).
+        kernel: 2-D array (kh, kw) with kh <= H and kw <= W.
+
+    Returns:
+        A float array of shape (H - kh + 1, W - kw + 1).
+
+    Raises:
+        ValueError: if either array is not 2-D or the kernel is larger than the image.
+    """
+    raise NotImplementedError(
+        "the output has shape (H - kh + 1, W - kw + 1); each output pixel is the sum "
+        "of the kernel times the image window under it"
+    )
+
+
+def max_pool2d(image: np.ndarray, size: int = 2) -> np.ndarray:
+    """Max pooling over non-overlapping ``size x size`` windows, as ``MaxPooling2D(size)``.
+
+    Rows and columns left over at the bottom and right edge (when H or W is not a
+    multiple of ``size``) are dropped, as with ``padding="valid"``.
+
+    Args:
+        image: 2-D array (H, W) with H and W at least ``size``.
+        size: the side of each window (also the stride).
+
+    Returns:
+        An array of shape (H // size, W // size) with the same dtype as ``image``.
+    """
+    raise NotImplementedError(
+        "crop to multiples of size, then take the maximum of each window "
+        "(a reshape to (H // size, size, W // size, size) helps)"
+    )
