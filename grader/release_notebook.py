@@ -28,10 +28,11 @@ layers that look at small neighbourhoods of pixels, and measure what that change
 **How your work is graded.** Each exercise is one code cell tagged `exercise:<module>` (JupyterLab
 shows a cell's tags in the property inspector, the gear icon on the right). Replace each
 `raise NotImplementedError(...)` (and `EDGE_KERNEL = None`) with your code, and keep the tags,
-the function names and their arguments. The grader reads only the tagged cells; they share one
-namespace, as in this notebook, so put every import your code needs inside them. The other
-cells load the data and run the experiments for you to learn from; several train a network
-for a minute or more."""
+the function names and their arguments. The grader takes from every code cell only the imports,
+the function and class definitions and ALL_CAPS constants such as `EDGE_KERNEL`; everything else
+(loading data, training, plotting, printing, `!pip`) is not run while grading, so your notebook is
+graded in seconds. The other cells load the data and run the experiments for you to learn from;
+several train a network for a minute or more."""
 
 _SETUP = """\
 import keras
@@ -261,8 +262,8 @@ print(f"training stopped after {early['epochs_run']} of 20 epochs; "
 _OUTRO = """\
 ## Before you hand in
 
-- Every exercise cell still carries its `exercise:<module>` tag, and nothing in it relies on an
-  untagged cell: the grader does not run those.
+- Your functions rely only on imports, other functions and ALL_CAPS constants: variables such as
+  `training_images` that a cell creates by running code do not exist while grading.
 - No exercise cell trains a network or loads the data when it runs; it only defines things.
 - A fresh *Restart & Run All* works from top to bottom."""
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions" / "convolutions"
@@ -25,6 +28,7 @@ _SESSION_CACHE = tempfile.mkdtemp(prefix="grader-test-cache-")
 os.environ["XDG_CACHE_HOME"] = _SESSION_CACHE
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+set_hypothesis_home_dir(os.path.join(_SESSION_CACHE, "hypothesis"))  # no .hypothesis/ in the checkout
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -44,6 +48,23 @@ def stubs_dir() -> Path:
 @pytest.fixture(scope="session")
 def training_cache_dir() -> Path:
     return Path(_SESSION_CACHE) / "convgrader"
+
+
+def _apply_variant(name: str, submission: Path) -> dict[str, Any]:
+    """Turn a copy of the solution into the buggy variant tests/fixtures/buggy/<name>.json."""
+    bug = json.loads((FIXTURES / "buggy" / f"{name}.json").read_text(encoding="utf-8"))
+    module = submission / str(bug["module"])
+    source = module.read_text(encoding="utf-8")
+    for old, new in bug["replace"]:
+        assert source.count(old) == 1, f"{name}: the solution changed; update the fixture ({old!r})"
+        source = source.replace(old, new)
+    module.write_text(source, encoding="utf-8")
+    return bug
+
+
+@pytest.fixture(scope="session")
+def apply_variant() -> Callable[[str, Path], dict[str, Any]]:
+    return _apply_variant
 
 
 @pytest.fixture
