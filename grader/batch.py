@@ -1,0 +1,193 @@
+"""Grading a class: every submission in isolation, results written as soon as each is done.
+
+Each submission is graded by a worker process (`python -m grader.worker`), so a submission that
+crashes the judge itself costs only its own result: the worker is replaced and the batch goes on.
+A submission's folder under --out holds `grader-result.json` (our full record, written last and
+atomically: its presence means "done"), `results.json` (Gradescope) and `report.html`. A rerun
+with the same --out skips finished submissions; `--force` regrades them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.judge import GradeOptions
+from grader.results import CheckResult, SubmissionResult, load_result, save_result
+from grader.sandbox import Limits
+
+RECORD = "grader-result.json"
+
+
+@dataclass
+class BatchOptions:
+    skip_training: bool = False
+    limits: Limits = field(default_factory=Limits)
+    cache_dir: Path | None = None
+    seed: int = 0
+    force: bool = False
+    jobs: int = 1
+    scheduler: str | None = None
+    quiet: bool = False
+
+    def grade_options(self, hide: list[Path]) -> GradeOptions:
+        return GradeOptions(skip_training=self.skip_training, run_hidden=True, limits=self.limits,
+                            cache_dir=self.cache_dir, seed=self.seed, hide=hide)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cache_dir"] = str(self.cache_dir) if self.cache_dir else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BatchOptions:
+        data = dict(data)
+        data["limits"] = Limits(**data["limits"])
+        data["cache_dir"] = Path(data["cache_dir"]) if data.get("cache_dir") else None
+        return cls(**data)
+
+
+@dataclass
+class BatchRow:
+    id: str
+    source: str
+    status: str  # graded | partial | error
+    score: float
+    max_score: float
+    reason: str = ""
+    seconds: float = 0.0
+    resumed: bool = False  # finished in an earlier run, not regraded
+
+
+def submission_ids(paths: list[Path]) -> list[tuple[str, Path]]:
+    """A unique, filesystem-safe id per submission, from its file or folder name."""
+    seen: dict[str, int] = {}
+    out = []
+    for path in paths:
+        name = path.name
+        for suffix in (".zip", ".ipynb"):
+            name = name.removesuffix(suffix)
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "submission"
+        seen[base] = seen.get(base, 0) + 1
+        out.append((base if seen[base] == 1 else f"{base}-{seen[base]}", path))
+    return out
+
+
+def grade_to_folder(source: Path, folder: Path, options: BatchOptions, submission_id: str,
+                    progress: Any = None) -> BatchRow:
+    """Grade one submission and write its files; never raises for a bad submission."""
+    from grader.judge import grade
+    from grader.submission import SubmissionError
+
+    started = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    hide = [folder.parent.resolve()]
+    grade_options = options.grade_options(hide)
+    grade_options.progress = progress
+    grade_options.on_partial = lambda partial: _write_record(folder, _renamed(partial, submission_id), final=False)
+    try:
+        result = grade(source, grade_options)
+        result.submission = submission_id
+    except SubmissionError as exc:
+        result = error_result(submission_id, str(exc), time.perf_counter() - started)
+    _write_record(folder, result, final=True)
+    return row_of(result, str(source))
+
+
+def error_result(submission_id: str, reason: str, seconds: float = 0.0) -> SubmissionResult:
+    return SubmissionResult(submission=submission_id, status="error", messages=[reason],
+                            execution_time=round(seconds, 3))
+
+
+def row_of(result: SubmissionResult, source: str, resumed: bool = False) -> BatchRow:
+    reason = "; ".join(result.messages)[:300] if result.status != "graded" else ""
+    return BatchRow(result.submission, source, result.status, result.score, result.max_score, reason,
+                    result.execution_time, resumed)
+
+
+def finished(folder: Path) -> SubmissionResult | None:
+    """The record of an earlier run, if that run finished this submission."""
+    try:
+        result = load_result(folder / RECORD)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return result if result.status in ("graded", "error") else None
+
+
+def run_batch(paths: list[Path], out_dir: Path, options: BatchOptions) -> list[BatchRow]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks, rows = [], {}
+    for submission_id, path in submission_ids(paths):
+        done = None if options.force else finished(out_dir / submission_id)
+        if done is not None:
+            rows[submission_id] = row_of(done, str(path), resumed=True)
+        else:
+            tasks.append((submission_id, path))
+    if tasks:
+        if options.scheduler:
+            from grader.distributed import run_on_cluster
+
+            new_rows = run_on_cluster(tasks, out_dir, options)
+        else:
+            from grader.workers import run_in_workers
+
+            new_rows = run_in_workers(tasks, out_dir, options)
+        rows.update({row.id: row for row in new_rows})
+    ordered = [rows[i] for i, _ in submission_ids(paths) if i in rows]
+    write_batch_files(out_dir)
+    return ordered
+
+
+def write_batch_files(out_dir: Path) -> None:
+    """gradebook.csv and junit.xml over every finished submission under out_dir."""
+    from grader.reports import write_batch_reports
+
+    results = []
+    for record in sorted(out_dir.glob(f"*/{RECORD}")):
+        try:
+            results.append(load_result(record))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    write_batch_reports(results, out_dir)
+
+
+def _write_record(folder: Path, result: SubmissionResult, final: bool) -> None:
+    from grader.reports import write_submission_reports
+
+    if not final:
+        result.status = "partial"
+    if final:
+        write_submission_reports(result, folder, show_hidden=True)
+    save_result(result, folder / RECORD)  # last: its presence with a final status means "done"
+
+
+def _renamed(result: SubmissionResult, submission_id: str) -> SubmissionResult:
+    result.submission = submission_id
+    return result
+
+
+def partial_from(checks: list[CheckResult], submission_id: str, reason: str) -> SubmissionResult:
+    return SubmissionResult(submission=submission_id, status="partial", checks=checks, messages=[reason])
+
+
+def log(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def dump_row(row: BatchRow) -> str:
+    return json.dumps(asdict(row))
+
+
+def environment_for_workers() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env

@@ -1,0 +1,196 @@
+"""The `grader` command: thin click wrappers over the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from grader import __version__
+
+_DEFAULT_TIMEOUT = 60.0
+_DEFAULT_MEMORY = "4G"
+
+
+def _parse_memory(value: str) -> int:
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"Received: {value!r}. Give a size such as 4G, 512M or 2147483648.") from None
+
+
+def _limits(timeout: float, memory: str):  # type: ignore[no-untyped-def]
+    from grader.sandbox import Limits
+
+    if timeout <= 0:
+        raise click.BadParameter(f"Received: {timeout}. The timeout is in seconds and must be positive.")
+    size = _parse_memory(memory)
+    if size < 512 * 1024**2:
+        raise click.BadParameter(
+            f"Received: {memory}. TensorFlow needs at least 512M; the default is {_DEFAULT_MEMORY}."
+        )
+    return Limits(timeout=timeout, memory=size)
+
+
+limit_options = [
+    click.option("--timeout", type=float, default=_DEFAULT_TIMEOUT, show_default=True,
+                 help="Seconds each call into the submission may take."),
+    click.option("--memory", default=_DEFAULT_MEMORY, show_default=True,
+                 help="Memory limit of the submission's sandbox (e.g. 4G, 2048M)."),
+    click.option("--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                 help="Training cache folder (default: $XDG_CACHE_HOME/convgrader). "
+                      "Share it to train each model once."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of the judge's training."),
+]
+
+
+def _with(options):  # type: ignore[no-untyped-def]
+    def decorate(func):  # type: ignore[no-untyped-def]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="grader")
+def main() -> None:
+    """Autograder for the 'Improving Computer Vision Accuracy using Convolutions' lab (Fashion-MNIST)."""
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--skip-training", is_flag=True, help="Leave out the accuracy gates (seconds instead of minutes).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write results.json here.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here.")
+@click.option("--summary", "summary_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report here.")
+@click.option("--min-score", type=float, default=None, help="Exit with 1 when the score is below this.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the total.")
+@click.option("-v", "--verbose", is_flag=True, help="List passed checks too.")
+@_with(limit_options)
+def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: Path | None,
+          summary_path: Path | None, html_path: Path | None, min_score: float | None, quiet: bool, verbose: bool,
+          timeout: float, memory: str, cache_dir: Path | None, seed: int) -> None:
+    """Check your work: grade PATH (a folder of modules, a notebook, or a .zip) with the public checks."""
+    from grader.judge import GradeOptions, grade
+    from grader.reports import junit, summary, terminal
+    from grader.reports.gradescope import write_results_json
+    from grader.reports.html import to_html
+    from grader.results import write_atomic
+    from grader.submission import SubmissionError
+
+    options = GradeOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
+                           seed=seed, progress=None if quiet else _epoch_printer())
+    try:
+        result = grade(path, options)
+    except SubmissionError as exc:
+        raise _usage_error(str(exc)) from None
+    click.echo(terminal.render_terminal(result, color=sys.stdout.isatty(), verbose=verbose, quiet=quiet,
+                                        show_hidden=False))
+    if json_path:
+        write_results_json(result, json_path)
+    if junit_path:
+        write_atomic(junit_path, junit.to_junit_xml([result], include_hidden=False))
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as handle:  # GitHub appends step summaries
+            handle.write(summary.to_markdown_summary(result, show_hidden=False))
+    if html_path:
+        write_atomic(html_path, to_html(result, show_hidden=False))
+    if min_score is not None and result.score < min_score:
+        click.echo(f"score {result.score:g} is below the minimum {min_score:g}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("submissions", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the results: one sub-folder per submission, gradebook.csv, junit.xml.")
+@click.option("--skip-training", is_flag=True, help="Leave out the accuracy gates.")
+@click.option("--force", is_flag=True, help="Regrade submissions that already have results in --out.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Submissions graded in parallel.")
+@click.option("--scheduler", default=None, help="Address of a Dask scheduler (tcp://host:8786) to grade on a cluster.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@_with(limit_options)
+def grade(submissions: tuple[Path, ...], out_dir: Path, skip_training: bool, force: bool, jobs: int,
+          scheduler: str | None, quiet: bool, timeout: float, memory: str, cache_dir: Path | None, seed: int) -> None:
+    """Grade a class: each submission in isolation, hidden checks included, results under --out."""
+    from grader.batch import RECORD, BatchOptions, run_batch
+    from grader.reports.terminal import render_batch_summary
+    from grader.results import load_result
+
+    options = BatchOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
+                           seed=seed, force=force, jobs=jobs, scheduler=scheduler, quiet=quiet)
+    rows = run_batch(list(submissions), out_dir, options)
+    click.echo(render_batch_summary([load_result(out_dir / row.id / RECORD) for row in rows],
+                                    color=sys.stdout.isatty()))
+
+
+@main.command()
+@click.option("--check", "check_only", is_flag=True, help="Exit 1 if the committed stubs or notebook are stale.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="The repository root holding solutions/ and assignments/.")
+@click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write the student bundle (stubs, notebook, grader with public checks only) here.")
+def release(check_only: bool, root: Path, bundle_dir: Path | None) -> None:
+    """Generate assignments/ (stubs and notebook) from solutions/."""
+    from grader.release import release as do_release
+
+    if not (root / "solutions").is_dir():
+        raise click.ClickException(
+            f"no solutions/ folder under {root.resolve()}; run from the repository root or pass --root."
+        )
+    files = do_release(root, check=check_only)
+    if check_only and files:
+        click.echo("stale (run `grader release` and commit):\n" + "\n".join(f"  {f}" for f in files), err=True)
+        sys.exit(1)
+    click.echo("up to date" if check_only else "\n".join(f"wrote {f}" for f in files) or "nothing to write")
+    if bundle_dir is not None:
+        from grader.bundle import write_bundle
+
+        try:
+            click.echo(f"student bundle: {write_bundle(root, bundle_dir)}")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--bundle") from None
+
+
+@main.command(name="list")
+@click.option("--hidden/--no-hidden", default=True, help="Include hidden checks (instructors).")
+def list_checks(hidden: bool) -> None:
+    """List the assignment's exercises, checks, points and which checks are hidden."""
+    from grader.catalog import list_checks as catalog
+
+    for line in catalog(include_hidden=hidden):
+        click.echo(line)
+
+
+def _epoch_printer():  # type: ignore[no-untyped-def]
+    if not sys.stderr.isatty():
+        return None
+
+    def show(epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        accuracy = logs.get("accuracy", logs.get("acc"))
+        tail = f" accuracy {accuracy:.3f}" if accuracy is not None else ""
+        click.echo(f"\r  training epoch {epoch}/{epochs}{tail}   ", err=True, nl=epoch == epochs)
+
+    return show
+
+
+class _UsageError(click.ClickException):
+    exit_code = 2
+
+
+def _usage_error(message: str) -> click.ClickException:
+    return _UsageError(message)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

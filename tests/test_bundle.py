@@ -1,0 +1,88 @@
+"""The student bundle: public checks only, no solutions, and it installs and runs on its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from grader.bundle import strip_hidden_checks, write_bundle
+from grader.catalog import entries
+from grader.release import solution_block_texts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_bundle(ROOT, tmp_path_factory.mktemp("bundle") / "student")
+
+
+def _texts(folder: Path) -> str:
+    return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+def test_bundle_has_no_solution_code(bundle: Path) -> None:
+    everything = _texts(bundle)
+    blocks = solution_block_texts(ROOT)
+    assert blocks
+    leaked = [line for line in blocks if line in everything]
+    assert not leaked
+    assert not list(bundle.rglob("solutions"))
+
+
+def test_bundle_has_no_hidden_checks(bundle: Path) -> None:
+    hidden = [e.spec for e in entries() if e.spec.hidden]
+    assert hidden, "the suites should have hidden checks"
+    everything = _texts(bundle)
+    for spec in hidden:
+        assert spec.name not in everything and spec.title not in everything
+    public = [e.spec for e in entries() if not e.spec.hidden]
+    assert all(spec.name in everything for spec in public)
+
+
+source_lines = st.sampled_from(["x = 1", "def f():\n    return 2", "@check(points=1, exercise='data')\n"
+                                "def check_a(student):\n    '''a'''\n    pass",
+                                "@check(points=1, exercise='data', hidden=True)\ndef check_b(student):\n"
+                                "    '''b'''\n    return 3"])
+
+
+@given(st.lists(source_lines, max_size=8))
+def test_stripping_removes_exactly_the_hidden_functions(parts: list[str]) -> None:
+    source = "\n\n".join(parts) + "\n"
+    stripped = strip_hidden_checks(source)
+    assert "check_b" not in stripped
+    assert stripped.count("check_a") == source.count("check_a")
+    assert stripped.count("x = 1") == source.count("x = 1")
+
+
+def test_bundle_installs_in_a_fresh_venv_and_checks_the_stubs(bundle: Path, tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    # System site packages give the venv TensorFlow without a download; the bundle's grader shadows ours.
+    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                              str(bundle)], capture_output=True, text=True, env=env, timeout=600)
+    assert install.returncode == 0, install.stderr[-2000:]
+    where = subprocess.run([str(python), "-c", "import grader; print(grader.__file__)"], cwd=tmp_path,
+                           capture_output=True, text=True, env=env)
+    assert str(env_dir) in where.stdout, where.stdout + where.stderr
+    out = tmp_path / "results.json"
+    check = subprocess.run([str(env_dir / "bin" / "grader"), "check", str(bundle / "assignment"), "--skip-training",
+                            "--json", str(out)], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["score"] == 0 and data["tests"]
+    assert all(t["visibility"] == "visible" for t in data["tests"])
+    listing = subprocess.run([str(env_dir / "bin" / "grader"), "list"], capture_output=True, text=True, env=env)
+    assert "hidden" not in listing.stdout and "models.py" in listing.stdout
+    assert sys.executable != str(python)
