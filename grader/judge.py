@@ -1,0 +1,185 @@
+"""Grade one submission: prepare it, start its sandbox, run the suites, return the result model."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grader
+from grader.plugin import GraderPlugin, GradingContext
+from grader.results import SubmissionResult
+from grader.sandbox import Limits, Sandbox
+from grader.submission import prepare_submission
+
+ASSIGNMENT = "convolutions"
+EXPECTED_MODULES = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")
+SUITES = Path(__file__).parent / "suites"
+
+
+@dataclass
+class GradeOptions:
+    skip_training: bool = False
+    run_hidden: bool = False
+    limits: Limits = field(default_factory=Limits)
+    cache_dir: Path | None = None
+    seed: int = 0
+    hide: Sequence[Path] = ()  # more paths the sandbox must not see (the output folder, other submissions)
+    progress: Callable[[int, int, dict[str, float]], None] | None = None
+    on_partial: Callable[[SubmissionResult], None] | None = None  # called with the result so far, after each check
+    assignment: str = ASSIGNMENT
+
+
+def suite_dir(assignment: str = ASSIGNMENT) -> Path:
+    return SUITES / assignment
+
+
+def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
+    """Grade one submission; raises grader.submission.SubmissionError for unusable input."""
+    from grader.training import TrainingCache, library_versions
+
+    options = options or GradeOptions()
+    started = time.perf_counter()
+    prepared = prepare_submission(Path(path), EXPECTED_MODULES)
+    try:
+        sandbox = Sandbox(
+            prepared.directory,
+            options.limits,
+            hide=_paths_to_hide(Path(path), options),
+            drivers=f"grader.suites.{options.assignment}.drivers",
+            seed=options.seed,
+        )
+        sandbox.start()  # TensorFlow starts in the sandbox while the judge collects its suites
+        try:
+            from grader.student import Student
+
+            context = GradingContext(
+                student=Student(sandbox),
+                skip_training=options.skip_training,
+                run_hidden=options.run_hidden,
+                cache=None if options.skip_training else TrainingCache(options.cache_dir),
+                seed=options.seed,
+                progress=options.progress,
+                on_record=_partial_writer(options, prepared.name, started),
+            )
+            plugin = GraderPlugin(context)
+            status = _run_suites(plugin, suite_dir(options.assignment))
+            isolation = getattr(sandbox, "isolation", "unknown")
+        finally:
+            sandbox.close()
+        checks = sorted(plugin.results.values(), key=lambda c: tuple(int(p) for p in c.number.split(".")))
+        messages = list(prepared.messages)
+        if isolation != "namespaces+uid":
+            messages.append(f"note: the sandbox ran with reduced isolation ({isolation}).")
+        return SubmissionResult(
+            submission=prepared.name,
+            assignment=options.assignment,
+            status=status,
+            checks=checks,
+            messages=messages,
+            execution_time=round(time.perf_counter() - started, 3),
+            extra={
+                "seed": options.seed,
+                "profile": "quick" if options.skip_training else "full",
+                "hidden_checks_run": options.run_hidden,
+                "versions": {"grader": grader.__version__, **library_versions()},
+                "kind": prepared.kind,
+                "sandbox_isolation": isolation,
+                **context.artifacts,
+            },
+        )
+    finally:
+        prepared.cleanup()
+
+
+def _partial_writer(options: GradeOptions, name: str, started: float) -> Any:
+    if options.on_partial is None:
+        return None
+    callback = options.on_partial
+
+    def write(done: list[Any]) -> None:
+        callback(SubmissionResult(
+            submission=name, assignment=options.assignment, status="partial", checks=list(done),
+            messages=["grading was cut off before every check had run"],
+            execution_time=round(time.perf_counter() - started, 3),
+        ))
+
+    return write
+
+
+def _run_suites(plugin: GraderPlugin, folder: Path) -> Any:
+    import pytest
+
+    args = [
+        str(folder),
+        "-c", str(folder / "pytest.ini"),
+        "--rootdir", str(folder),
+        "-p", "no:cacheprovider",
+        "-q",
+        "--import-mode=importlib",
+    ]
+    sink = io.StringIO()
+    with _plugin_autoload_disabled(), _hypothesis_home_outside_cwd(), contextlib.redirect_stdout(sink), \
+            contextlib.redirect_stderr(sink):
+        code = pytest.main(args, plugins=[plugin])
+    if code == pytest.ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt
+    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+        raise RuntimeError(f"the grader's suites could not run (pytest exit {code}):\n{sink.getvalue()[-4000:]}")
+    return "graded"
+
+
+@contextlib.contextmanager
+def _plugin_autoload_disabled() -> Iterator[None]:
+    """Only our plugin and pytest's own: third-party plugins installed beside the grader stay out."""
+    old = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = old
+
+
+@contextlib.contextmanager
+def _hypothesis_home_outside_cwd() -> Iterator[None]:
+    """Hypothesis keeps files under ./.hypothesis even without a database: grading leaves nothing behind."""
+    from hypothesis import configuration
+
+    previous = getattr(configuration, "__hypothesis_home_directory", None)
+    with tempfile.TemporaryDirectory(prefix="grader-hypothesis-") as home:
+        configuration.set_hypothesis_home_dir(home)
+        try:
+            yield
+        finally:
+            configuration.set_hypothesis_home_dir(previous)
+
+
+def _paths_to_hide(submission: Path, options: GradeOptions) -> list[Path]:
+    """The grader's own tree, its cache, the user's home and the folder other submissions sit in."""
+    package = Path(grader.__file__).resolve().parent
+    hide = [package]
+    root = package.parent
+    if (root / "solutions").is_dir() or (root / "pyproject.toml").is_file():
+        hide.append(root)  # a source checkout: solutions/ and tests/ live beside the package
+    from grader.training import default_cache_dir
+
+    hide.append(Path(options.cache_dir) if options.cache_dir else default_cache_dir())
+    hide.append(Path(os.path.expanduser("~")))
+    hide.append(submission.resolve().parent)
+    hide.append(Path.cwd())
+    hide.extend(Path(p) for p in options.hide)
+    unique: list[Path] = []
+    for candidate in hide:
+        resolved = candidate.resolve()
+        if resolved != Path("/") and resolved not in unique:
+            unique.append(resolved)
+    return unique

@@ -1,0 +1,170 @@
+"""The pytest plugin that turns suite runs into CheckResults.
+
+The judge runs pytest in-process on a suite folder with one `GraderPlugin` instance. The plugin
+selects the checks for the run (hidden ones only when grading, accuracy gates only when training),
+skips a check whose dependency did not pass, numbers the checks, and records each outcome as data.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from grader.checks import CheckSpec, Mismatch, spec_of
+from grader.results import EXERCISES, CheckResult
+
+
+@dataclass
+class GradingContext:
+    """What the suites' fixtures hand to checks, and what the checks leave behind."""
+
+    student: Any  # grader.student.Student
+    skip_training: bool = False
+    run_hidden: bool = False
+    cache: Any = None  # grader.training.TrainingCache | None
+    seed: int = 0
+    progress: Any = None  # callable(epoch, epochs, logs) for training progress
+    artifacts: dict[str, Any] = field(default_factory=dict)  # e.g. activation maps for reports
+    on_record: Any = None  # callable(list[CheckResult]) after each check: partial results survive a cut-off
+
+
+CONTEXT = pytest.StashKey[GradingContext]()
+
+
+class GraderPlugin:
+    """Registered with pytest.main(plugins=[...]); collects one CheckResult per check."""
+
+    def __init__(self, context: GradingContext) -> None:
+        self.context = context
+        self.results: dict[str, CheckResult] = {}
+        self._item_keys: dict[str, str] = {}
+        self._started: dict[str, float] = {}
+        self._failed_names: set[str] = set()
+        self._passed_names: set[str] = set()
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[CONTEXT] = self.context
+
+    # --- selection and numbering -------------------------------------------------------------
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        keep, drop = [], []
+        for item in items:
+            spec = spec_of(item)
+            if spec is None or (spec.hidden and not self.context.run_hidden):
+                drop.append(item)
+            elif "accuracy" in spec.tags and self.context.skip_training:
+                drop.append(item)
+            else:
+                keep.append(item)
+        order = {name: i for i, name in enumerate(EXERCISES)}
+        keep.sort(key=lambda it: order.get(_spec(it).exercise, len(order)))  # stable: file order within
+        counters: dict[str, int] = {}
+        for item in keep:
+            spec = _spec(item)
+            counters[spec.exercise] = counters.get(spec.exercise, 0) + 1
+            number = f"{order.get(spec.exercise, len(order)) + 1}.{counters[spec.exercise]}"
+            key = _check_id(spec, item)
+            self._item_keys[item.nodeid] = key
+            title = spec.title + (f" [{_param_label(item)}]" if _param_label(item) else "")
+            self.results[key] = CheckResult(
+                id=key, name=title, exercise=spec.exercise, number=number, max_score=spec.points, score=0.0,
+                status="failed", hidden=spec.hidden, tags=_tags(spec), output="not run",
+            )
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+    # --- dependencies ----------------------------------------------------------------------------
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        spec = spec_of(item)
+        if spec is None:
+            return
+        self._started[item.nodeid] = time.perf_counter()
+        for dependency in spec.depends:
+            if dependency in self._failed_names or dependency not in self._passed_names:
+                pytest.skip(self._dependency_message(dependency))
+
+    def _dependency_message(self, dependency: str) -> str:
+        titles = [r.name for k, r in self.results.items() if k.split("::")[-1].split("[")[0] == dependency]
+        title = titles[0] if titles else dependency
+        return f"not graded: this check needs '{title}' to pass first."
+
+    # --- outcomes --------------------------------------------------------------------------------
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any]):  # type: ignore[no-untyped-def]
+        outcome = yield
+        report = outcome.get_result()
+        key = self._item_keys.get(item.nodeid)
+        spec = spec_of(item)
+        if key is None or spec is None:
+            return
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self._record(item, spec, key, report, call)
+            if self.context.on_record is not None:
+                done = [r for r in self.results.values() if r.output != "not run"]
+                self.context.on_record(done)
+
+    def _record(self, item: pytest.Item, spec: CheckSpec, key: str, report: Any, call: Any) -> None:
+        result = self.results[key]
+        result.duration = round(time.perf_counter() - self._started.get(item.nodeid, time.perf_counter()), 3)
+        result.extra.update(getattr(item, "grader_extra", {}))
+        if report.passed:
+            result.status, result.score, result.output = "passed", spec.points, "passed"
+            self._passed_names.add(spec.name)
+            return
+        self._failed_names.add(spec.name)
+        self._passed_names.discard(spec.name)
+        result.status, result.score = "failed", 0.0
+        if report.skipped:
+            result.output = _skip_reason(report)
+            return
+        excinfo = call.excinfo
+        exc = excinfo.value if excinfo is not None else None
+        result.output = _failure_text(exc)
+        if isinstance(exc, Mismatch):
+            result.expected, result.got, result.hint = exc.expected, exc.got, exc.hint
+
+
+def _spec(item: pytest.Item) -> CheckSpec:
+    spec = spec_of(item)
+    assert spec is not None
+    return spec
+
+
+def _check_id(spec: CheckSpec, item: pytest.Item) -> str:
+    label = _param_label(item)
+    return f"{spec.exercise}::{spec.name}" + (f"[{label}]" if label else "")
+
+
+def _param_label(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    return callspec.id if callspec is not None else ""
+
+
+def _tags(spec: CheckSpec) -> list[str]:
+    return [spec.exercise] + [t for t in spec.tags if t != spec.exercise]
+
+
+def _skip_reason(report: Any) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _failure_text(exc: BaseException | None) -> str:
+    if exc is None:
+        return "failed"
+    if isinstance(exc, AssertionError):
+        text = str(exc) or "the check's assertion failed"
+    else:  # an error in the check itself, not in student code: say so instead of blaming the student
+        frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
+        text = "the grader hit an internal error in this check (please report it):\n" + "".join(frames).rstrip()
+    notes = [n for n in getattr(exc, "__notes__", []) if n.strip()]
+    if notes:
+        text += "\n" + "\n".join(notes)
+    return text

@@ -1,0 +1,121 @@
+"""What a check sees of a submission: calls into the sandbox that fail as readable check failures.
+
+Every value that comes back is data produced by untrusted code. Models come back as configs and
+are rebuilt here with built-in layers only (grader.modelspec).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from grader.checks import Mismatch
+from grader.modelspec import ModelRejected, compile_summary, describe, rebuild
+from grader.sandbox import SandboxError, StudentError
+from grader.sandbox.protocol import ModelSpec, Opaque
+
+
+class StudentFailure(AssertionError):
+    """Student code could not be run or raised: the message is the feedback."""
+
+
+@dataclass
+class StudentModel:
+    """A model the student built, rebuilt on the judge side."""
+
+    spec: ModelSpec
+    model: Any  # keras.Model
+
+    @property
+    def layers(self) -> list[Any]:
+        return describe(self.model)
+
+    @property
+    def compile(self) -> dict[str, Any]:
+        return compile_summary(self.spec.compile_config)
+
+
+def describe_value(value: Any) -> str:
+    """A short description of a returned value for 'got:' lines."""
+    if value is None:
+        return "None"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, Opaque):
+        return f"a {value.type_name} ({value.repr})"
+    if isinstance(value, ModelSpec):
+        return f"a Keras {value.class_name} model"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)} item(s)"
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    return f"a {type(value).__name__} ({value!r:.80})"
+
+
+class Student:
+    """The submission, as reachable through its sandbox."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self.sandbox = sandbox
+
+    def call(self, module: str, function: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        try:
+            return self.sandbox.call(module, function, *args, timeout=timeout, **kwargs)
+        except SandboxError as exc:
+            raise StudentFailure(self._explain(exc, module, function)) from None
+
+    def call_full(self, module: str, function: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        try:
+            return self.sandbox.call_full(module, function, *args, timeout=timeout, **kwargs)
+        except SandboxError as exc:
+            raise StudentFailure(self._explain(exc, module, function)) from None
+
+    def attr(self, module: str, name: str) -> Any:
+        try:
+            return self.sandbox.attr(module, name)
+        except SandboxError as exc:
+            raise StudentFailure(self._explain(exc, module, name)) from None
+
+    def drive(self, driver: str, *args: Any, module: str, function: str, timeout: float | None = None,
+              **kwargs: Any) -> Any:
+        """Run one of the judge's drivers inside the sandbox; module/function name what it exercises."""
+        try:
+            return self.sandbox.drive(driver, *args, timeout=timeout, **kwargs)
+        except SandboxError as exc:
+            # The student knows the function the driver exercised, not the driver's own name.
+            message = self._explain(exc, module, function).replace(driver, function)
+            raise StudentFailure(message) from None
+
+    def model(self, module: str, function: str, *args: Any, input_shape: tuple[int, ...] = (28, 28, 1),
+              **kwargs: Any) -> StudentModel:
+        """Call a function that must return a Keras model, and rebuild that model here."""
+        value = self.call(module, function, *args, **kwargs)
+        call = _call_text(function, args, kwargs)
+        if not isinstance(value, ModelSpec):
+            raise Mismatch(
+                f"{call} must return a Keras model.",
+                expected="a keras.Model (e.g. keras.Sequential([...]))",
+                got=describe_value(value),
+                hint="end the function with `return model`.",
+            )
+        try:
+            model = rebuild(value.json_config, input_shape=input_shape)
+        except ModelRejected as exc:
+            raise Mismatch(f"{call} returned a model the grader cannot use: {exc}") from None
+        return StudentModel(spec=value, model=model)
+
+    def _explain(self, exc: SandboxError, module: str, name: str) -> str:
+        if isinstance(exc, StudentError) and exc.exc_type == "AttributeError" and exc.phase != "import":
+            try:
+                if not self.sandbox.has(module, name):
+                    return f"{module}.py does not define {name}. Define it with exactly this name."
+            except SandboxError:
+                pass
+        return exc.message
+
+
+def _call_text(function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{function}({', '.join(parts)})"

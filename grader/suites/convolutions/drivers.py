@@ -1,0 +1,178 @@
+"""Judge-written helpers that run INSIDE the sandbox, next to the student's code.
+
+They exist for what cannot cross the protocol as data: a student's callback must be driven by
+Keras-like calls, a spy callback must reach the student's `fit`, a PNG must be read back from the
+sandbox's disk. Each driver is `name(load, *args)` where `load(module)` imports a student module.
+Their results are still untrusted data: the judge never sends an expected answer in here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Load = Callable[[str], Any]
+
+
+def _tiny_model() -> Any:
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.stop_training = False
+    return model
+
+
+def _make_callback(load: Load, kwargs: dict[str, Any] | None) -> Any:
+    import keras
+
+    cls = load("callbacks").StopOnThreshold
+    callback = cls(**(kwargs or {}))
+    if not isinstance(callback, keras.callbacks.Callback):
+        raise TypeError(f"StopOnThreshold(...) is a {type(callback).__name__}, not a keras.callbacks.Callback")
+    return callback
+
+
+def callback_logs(load: Load, kwargs: dict[str, Any] | None, epochs: list[dict[str, float]]) -> dict[str, Any]:
+    """Feed synthetic epoch logs to StopOnThreshold(**kwargs) as Keras' fit loop would."""
+    callback = _make_callback(load, kwargs)
+    model = _tiny_model()
+    callback.set_model(model)
+    printed: list[str] = []
+    stopped_at = None
+    callback.on_train_begin({})
+    for epoch, logs in enumerate(epochs):
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            callback.on_epoch_end(epoch, dict(logs))
+        printed.append(buffer.getvalue()[:2000])
+        if bool(getattr(model, "stop_training", False)):
+            stopped_at = epoch
+            break
+    return {"stopped_at": stopped_at, "printed": printed}
+
+
+def callback_fit(
+    load: Load, kwargs: dict[str, Any] | None, x: np.ndarray, y: np.ndarray, epochs: int
+) -> dict[str, Any]:
+    """A real short fit of a small model with the student's callback attached."""
+    import keras
+
+    callback = _make_callback(load, kwargs)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input(x.shape[1:]), keras.layers.Flatten(), keras.layers.Dense(32, activation="relu"),
+         keras.layers.Dense(10, activation="softmax")]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        history = model.fit(x, y, epochs=epochs, batch_size=32, verbose=0, callbacks=[callback])
+    return {
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "printed": buffer.getvalue()[-4000:],
+    }
+
+
+def train_and_evaluate(load: Load, model: Any, train: Any, test: Any, epochs: int) -> dict[str, Any]:
+    """Call the student's train_and_evaluate with the judge's model and a spy callback."""
+    import keras
+
+    class Spy(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epochs_seen = 0
+            self.fit_started = False
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.fit_started = True
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.epochs_seen += 1
+
+    spy = Spy()
+    result = load("training").train_and_evaluate(model, tuple(train), tuple(test), epochs=epochs, callbacks=[spy])
+    return {"result": result, "spy_epochs": spy.epochs_seen, "spy_fit_started": spy.fit_started}
+
+
+def plot_activations(load: Load, model: Any, images: np.ndarray, channel: int) -> dict[str, Any]:
+    """Have the student's plot_activations write a PNG in the sandbox, and bring its bytes back."""
+    os.makedirs("plots", exist_ok=True)
+    target = os.path.abspath(os.path.join("plots", "activations.png"))
+    returned = load("visualize").plot_activations(model, images, target, channel=channel)
+    path = os.fspath(returned) if isinstance(returned, (str, os.PathLike)) else None
+    exists = os.path.isfile(target)
+    data = b""
+    if exists and os.path.getsize(target) <= 20 * 1024 * 1024:
+        with open(target, "rb") as handle:
+            data = handle.read()
+    return {
+        "returned": path,
+        "returned_type": type(returned).__name__,
+        "target": target,
+        "exists": exists,
+        "png": np.frombuffer(data, dtype=np.uint8).copy(),
+    }
+
+
+def compiled(load: Load, builder: str, args: list[Any]) -> Any:
+    """models.compile_model(models.<builder>(*args)): the student's own model as the student compiles it."""
+    models = load("models")
+    return models.compile_model(getattr(models, builder)(*args))
+
+
+def train_and_evaluate_stopping(
+    load: Load, model: Any, train: Any, test: Any, epochs: int | None, stop_after: int | None
+) -> dict[str, Any]:
+    """Call train_and_evaluate with a judge callback, passed in a tuple, that stops fit after `stop_after` epochs.
+
+    `epochs=None` leaves the argument out, so the student's default applies; `stop_after=None` never stops.
+    """
+    import keras
+
+    class StopAfter(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epochs_seen = 0
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.epochs_seen += 1
+            if stop_after is not None and self.epochs_seen >= stop_after:
+                self.model.stop_training = True
+
+    stopper = StopAfter()
+    options: dict[str, Any] = {} if epochs is None else {"epochs": epochs}
+    result = load("training").train_and_evaluate(model, tuple(train), tuple(test), callbacks=(stopper,), **options)
+    return {"result": result, "spy_epochs": stopper.epochs_seen}
+
+
+def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epochs: int) -> dict[str, Any]:
+    """Run filter_experiment while a spy on keras.Model.fit records each fit: epochs run and parameter count."""
+    import time
+
+    import keras
+
+    fits: list[dict[str, int]] = []
+    own = "fit" in vars(keras.Model)
+    original = keras.Model.fit
+
+    def spy_fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        history = original(self, *args, **kwargs)
+        fits.append({"epochs": len(getattr(history, "epoch", None) or []), "params": int(self.count_params())})
+        return history
+
+    keras.Model.fit = spy_fit  # type: ignore[method-assign]
+    try:
+        start = time.perf_counter()
+        rows = load("experiments").filter_experiment(options, tuple(train), tuple(test), epochs=epochs)
+        seconds = time.perf_counter() - start
+    finally:
+        if own:
+            keras.Model.fit = original  # type: ignore[method-assign]
+        else:
+            del keras.Model.fit
+    return {"rows": rows, "fits": fits, "seconds": seconds}

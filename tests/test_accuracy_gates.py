@@ -1,0 +1,69 @@
+"""The accuracy gates on the full Fashion-MNIST data: the judge trains the student's models itself.
+
+Slow (minutes): every distinct architecture here is trained once per test session (the session
+shares one training cache, see conftest.py), on all 60,000 training images for 5 epochs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grader.judge import GradeOptions, grade
+from grader.results import SubmissionResult
+
+pytestmark = pytest.mark.slow
+FULL = GradeOptions(skip_training=False, run_hidden=True)
+
+
+@pytest.fixture(scope="module")
+def reference_full(solutions_dir: Path) -> SubmissionResult:
+    return grade(solutions_dir, FULL)
+
+
+def _gate(result: SubmissionResult, model: str) -> dict[str, object]:
+    (check,) = [c for c in result.checks if "accuracy" in c.tags and c.extra.get("model") == model]
+    return {"status": check.status, **check.extra}
+
+
+def test_reference_passes_every_gate_with_the_lab_figures(reference_full: SubmissionResult) -> None:
+    failed = [f"{c.id}: {c.output}" for c in reference_full.checks if c.status != "passed"]
+    assert not failed, "\n".join(failed)
+    gates = [c for c in reference_full.checks if "accuracy" in c.tags]
+    assert len(gates) == 3 and all("models" in c.tags for c in gates)
+    dnn, cnn = _gate(reference_full, "dnn"), _gate(reference_full, "cnn")
+    assert 0.85 <= dnn["test_accuracy"] <= 0.89  # type: ignore[operator]
+    assert 0.88 <= cnn["test_accuracy"] <= 0.92  # type: ignore[operator]
+    for gate in (dnn, cnn):
+        low, high = gate["ci95"]  # type: ignore[misc]
+        assert low < gate["test_accuracy"] < high  # type: ignore[operator]
+        assert len(gate["history"]["accuracy"]) == 5  # type: ignore[index]
+
+
+def test_reference_report_data_has_activation_maps(reference_full: SubmissionResult) -> None:
+    maps = reference_full.extra["activation_maps"]
+    assert maps["images"] == [0, 23, 28]
+    for who in ("student", "reference"):
+        assert maps[who]["layers"] == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D"]
+        assert len(maps[who]["png"]) > 1000
+
+
+def test_full_grades_repeat_exactly(reference_full: SubmissionResult, solutions_dir: Path) -> None:
+    for _ in range(2):
+        again = grade(solutions_dir, FULL)
+        assert [(c.id, c.status, c.score, c.output, c.extra.get("test_accuracy")) for c in again.checks] == [
+            (c.id, c.status, c.score, c.output, c.extra.get("test_accuracy")) for c in reference_full.checks
+        ]
+
+
+@pytest.mark.parametrize("variant, changed", [("sgd", {"dnn", "cnn"}), ("second_conv_64", {"cnn"})])
+def test_training_bugs_cost_points_in_models_only(variant: str, changed: set[str], solution_copy: Path,
+                                                  reference_full: SubmissionResult, apply_variant) -> None:
+    apply_variant(variant, solution_copy)
+    result = grade(solution_copy, FULL)
+    for exercise, (score, maximum) in result.by_exercise().items():
+        assert (score < maximum) == (exercise == "models"), (exercise, score, maximum)
+    for model in ("dnn", "cnn"):
+        trained_differently = _gate(result, model)["test_accuracy"] != _gate(reference_full, model)["test_accuracy"]
+        assert trained_differently == (model in changed), model

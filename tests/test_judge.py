@@ -1,0 +1,119 @@
+"""The judge end to end on the quick profile: the reference, the stubs, a notebook, and buggy variants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.judge import GradeOptions, grade
+from grader.results import EXERCISES, SubmissionResult
+
+BUGGY = Path(__file__).parent / "fixtures" / "buggy"
+QUICK = GradeOptions(skip_training=True, run_hidden=True)
+
+
+def _summary(result: SubmissionResult) -> dict[str, tuple[float, float]]:
+    return result.by_exercise(include_hidden=True)
+
+
+def _comparable(result: SubmissionResult) -> list[tuple[str, str, float, str]]:
+    return [(c.id, c.status, c.score, c.output) for c in result.checks]
+
+
+@pytest.fixture(scope="module")
+def reference_result(solutions_dir: Path) -> SubmissionResult:
+    return grade(solutions_dir, QUICK)
+
+
+def test_reference_scores_full_marks(reference_result: SubmissionResult) -> None:
+    failed = [f"{c.id}: {c.output}" for c in reference_result.checks if c.status != "passed"]
+    assert not failed, "\n".join(failed)
+    assert reference_result.score == reference_result.max_score > 0
+    assert set(_summary(reference_result)) == set(EXERCISES)
+    assert any(c.hidden for c in reference_result.checks)
+    assert not any("accuracy" in c.tags for c in reference_result.checks)  # --skip-training leaves the gates out
+
+
+def test_reference_results_repeat_exactly(reference_result: SubmissionResult, solutions_dir: Path) -> None:
+    again = [grade(solutions_dir, QUICK) for _ in range(2)]
+    for result in again:
+        assert _comparable(result) == _comparable(reference_result)
+
+
+def test_student_mode_leaves_hidden_checks_out(solutions_dir: Path, reference_result: SubmissionResult) -> None:
+    public = grade(solutions_dir, GradeOptions(skip_training=True))
+    assert public.checks and not any(c.hidden for c in public.checks)
+    assert {c.id for c in public.checks} == {c.id for c in reference_result.checks if not c.hidden}
+
+
+def test_stubs_score_zero_with_a_message_on_every_check(stubs_dir: Path) -> None:
+    result = grade(stubs_dir, QUICK)
+    assert result.checks
+    assert result.score == 0
+    for check in result.checks:
+        assert check.status == "failed"
+        assert check.output and check.output != "not run", check.id
+        assert "internal error" not in check.output, check.output
+
+
+def _notebook_from(solutions: Path, target: Path) -> Path:
+    """The reference solution as a student's lab notebook: noise cells around one cell per module."""
+    cells = [
+        nbformat.v4.new_markdown_cell("# Improving Computer Vision Accuracy using Convolutions"),
+        nbformat.v4.new_code_cell("!pip install -q tensorflow\n%matplotlib inline"),
+        nbformat.v4.new_code_cell(
+            "import tensorflow as tf\n# Daten laden / charger les données\n"
+            "fmnist = tf.keras.datasets.fashion_mnist\n"
+            "(training_images, training_labels), (test_images, test_labels) = fmnist.load_data()"
+        ),
+    ]
+    for module in ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments"):
+        source = (solutions / f"{module}.py").read_text(encoding="utf-8")
+        cells.append(nbformat.v4.new_code_cell(source))
+        if module == "models":
+            cells.append(nbformat.v4.new_code_cell(
+                "model = compile_model(build_cnn())\nmodel.summary()\n"
+                "model.fit(training_images, training_labels, epochs=5)"
+            ))
+    cells.append(nbformat.v4.new_code_cell(
+        "import matplotlib.pyplot as plt\nplt.imshow(test_images[0])\nprint('done')"
+    ))
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    path = target / "lab.ipynb"
+    nbformat.write(notebook, str(path))
+    return path
+
+
+def test_notebook_scores_like_the_folder(tmp_path: Path, solutions_dir: Path,
+                                         reference_result: SubmissionResult) -> None:
+    result = grade(_notebook_from(solutions_dir, tmp_path), QUICK)
+    assert result.extra["kind"] == "notebook"
+    assert [(c.id, c.status, c.score) for c in result.checks] == [
+        (c.id, c.status, c.score) for c in reference_result.checks
+    ]
+
+
+def _variants() -> list[str]:
+    return sorted(p.stem for p in BUGGY.glob("*.json"))
+
+
+@pytest.mark.parametrize("name", _variants())
+def test_buggy_variant_loses_points_only_in_its_exercise(name: str, solution_copy: Path, apply_variant) -> None:
+    bug = apply_variant(name, solution_copy)
+    result = grade(solution_copy, QUICK)
+    summary = _summary(result)
+    for exercise, (score, maximum) in summary.items():
+        if exercise in bug["loses"]:
+            assert score < maximum, f"{name} ({bug['description']}) was not caught in {exercise}"
+        else:
+            assert score == maximum, f"{name} cost points in {exercise}: " + "; ".join(
+                c.output for c in result.checks if c.exercise == exercise and c.status == "failed"
+            )
+    failures = [c for c in result.checks if c.status == "failed"]
+    assert all(c.output and "internal error" not in c.output for c in failures), [c.output for c in failures]
+
+
+def test_there_are_at_least_twelve_variants() -> None:
+    assert len(_variants()) >= 12
