@@ -121,7 +121,8 @@ class TrainingCache:
         meta_path, weights_path = self._paths(key)
         meta_path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        np.savez(buffer, **{f"w{i}": w for i, w in enumerate(outcome.weights or [])})
+        arrays: dict[str, Any] = {f"w{i}": w for i, w in enumerate(outcome.weights or [])}
+        np.savez(buffer, **arrays)
         blob = buffer.getvalue()
         tmp = weights_path.with_name(f".{weights_path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(blob)
