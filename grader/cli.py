@@ -162,6 +162,24 @@ def release(check_only: bool, root: Path, bundle_dir: Path | None) -> None:
             raise click.BadParameter(str(exc), param_hint="--bundle") from None
 
 
+@main.command(name="pack")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "archive", type=click.Path(dir_okay=False, path_type=Path), default=Path("submission.zip"),
+              show_default=True, help="The zip to write.")
+def pack_command(path: Path, archive: Path) -> None:
+    """Pack your modules (or your notebook) into a small submission.zip to hand in."""
+    from grader.judge import EXPECTED_MODULES
+    from grader.pack import PackError, pack
+
+    try:
+        report = pack(path, archive, EXPECTED_MODULES)
+    except PackError as exc:
+        raise click.ClickException(str(exc)) from None
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"wrote {report.archive} ({report.size:,} bytes): {', '.join(report.files)}")
+
+
 @main.command(name="list")
 @click.option("--hidden/--no-hidden", default=True, help="Include hidden checks (instructors).")
 def list_checks(hidden: bool) -> None:
