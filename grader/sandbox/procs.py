@@ -1,0 +1,126 @@
+"""Client side: find a sandbox's processes in /proc, measure their memory, kill them.
+
+Linux only, like the rest of the sandbox. Every reading tolerates processes that vanish mid-scan.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    ppid: int
+    session: int
+    rss: int  # bytes
+
+
+def snapshot() -> dict[int, ProcInfo]:
+    """Every process on the machine (thread-group leaders only), by pid."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                raw = handle.read()
+        except OSError:
+            continue
+        rest = raw[raw.rfind(b")") + 2 :].split()
+        if len(rest) < 22:
+            continue
+        pid = int(name)
+        table[pid] = ProcInfo(pid, int(rest[1]), int(rest[3]), int(rest[21]) * _PAGE)
+    return table
+
+
+def tree(root: int, table: dict[int, ProcInfo] | None = None, session: int | None = None) -> list[int]:
+    """root and all its descendants; with ``session``, also every process still in that session
+    (catches orphans that were re-parented to init outside a pid namespace)."""
+    table = snapshot() if table is None else table
+    children: dict[int, list[int]] = {}
+    for info in table.values():
+        children.setdefault(info.ppid, []).append(info.pid)
+    found, stack = set(), [root] if root in table else []
+    if session is not None:
+        stack += [info.pid for info in table.values() if info.session == session]
+    while stack:
+        pid = stack.pop()
+        if pid not in found:
+            found.add(pid)
+            stack.extend(children.get(pid, ()))
+    return sorted(found)
+
+
+def pss(pids: Iterable[int]) -> int:
+    """Proportional set size (shared pages split between their users), in bytes."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def kill_all(pids: Iterable[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def wait_gone(pids: Iterable[int], timeout: float) -> None:
+    """Until these processes have left /proc (killed processes linger a moment as zombies)."""
+    deadline = time.monotonic() + timeout
+    remaining = set(pids)
+    while remaining and time.monotonic() < deadline:
+        remaining = {pid for pid in remaining if os.path.exists(f"/proc/{pid}")}
+        if remaining:
+            time.sleep(0.005)
+
+
+class MemoryWatchdog(threading.Thread):
+    """Every ``interval`` s, sum the resident memory of a sandbox's processes (``pids`` picks them from
+    a snapshot); over the limit (checked
+    again with PSS, so pages shared after a fork count once), call ``on_exceeded`` and stop."""
+
+    def __init__(self, pids: Callable[[dict[int, ProcInfo]], list[int]], limit: int, on_exceeded: Callable[[int], None],
+                 interval: float = 0.1) -> None:
+        super().__init__(name="sandbox-memory-watchdog", daemon=True)
+        self._pids = pids
+        self._limit = limit
+        self._on_exceeded = on_exceeded
+        self._interval = interval
+        self._stop_event = threading.Event()
+        self.peak = 0
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self._interval):
+            table = snapshot()
+            pids = [pid for pid in self._pids(table) if pid in table]
+            if not pids:
+                continue
+            used = sum(table[pid].rss for pid in pids if pid in table)
+            if used > self._limit:
+                used = pss(pids)
+            self.peak = max(self.peak, used)
+            if used > self._limit:
+                self._on_exceeded(used)
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
