@@ -151,28 +151,50 @@ def train_and_evaluate_stopping(
 
 
 def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epochs: int) -> dict[str, Any]:
-    """Run filter_experiment while a spy on keras.Model.fit records each fit: epochs run and parameter count."""
+    """Run filter_experiment with spies: on keras.Model.fit (epochs run, parameter count of each fit) and on the
+    student's own train_and_evaluate as experiments.py reaches it (the epochs it was asked for, the test_accuracy
+    it returned), so that the judge can tell a mistake of experiments.py from one inherited from training.py."""
+    import sys
     import time
 
     import keras
 
     fits: list[dict[str, int]] = []
+    calls: list[dict[str, Any]] = []
     own = "fit" in vars(keras.Model)
-    original = keras.Model.fit
+    original_fit = keras.Model.fit
 
     def spy_fit(self: Any, *args: Any, **kwargs: Any) -> Any:
-        history = original(self, *args, **kwargs)
+        history = original_fit(self, *args, **kwargs)
         fits.append({"epochs": len(getattr(history, "epoch", None) or []), "params": int(self.count_params())})
         return history
 
+    experiments = load("experiments")
+    training = sys.modules.get("training")
+    original_tae = getattr(training, "train_and_evaluate", None)
+
+    def spy_tae(*args: Any, **kwargs: Any) -> Any:
+        asked = kwargs["epochs"] if "epochs" in kwargs else (args[3] if len(args) > 3 else None)
+        result = original_tae(*args, **kwargs)  # type: ignore[misc]
+        accuracy = result.get("test_accuracy") if isinstance(result, dict) else None
+        calls.append({"epochs": asked if isinstance(asked, int) else None,
+                      "test_accuracy": accuracy if isinstance(accuracy, (int, float)) else None})
+        return result
+
+    patched = [m for m in (training, experiments) if original_tae is not None
+               and getattr(m, "train_and_evaluate", None) is original_tae]
     keras.Model.fit = spy_fit  # type: ignore[method-assign]
+    for module in patched:
+        module.train_and_evaluate = spy_tae
     try:
         start = time.perf_counter()
-        rows = load("experiments").filter_experiment(options, tuple(train), tuple(test), epochs=epochs)
+        rows = experiments.filter_experiment(options, tuple(train), tuple(test), epochs=epochs)
         seconds = time.perf_counter() - start
     finally:
         if own:
-            keras.Model.fit = original  # type: ignore[method-assign]
+            keras.Model.fit = original_fit  # type: ignore[method-assign]
         else:
             del keras.Model.fit
-    return {"rows": rows, "fits": fits, "seconds": seconds}
+        for module in patched:
+            module.train_and_evaluate = original_tae
+    return {"rows": rows, "fits": fits, "calls": calls, "seconds": seconds}
