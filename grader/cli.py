@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
+
+# TensorFlow's C++ start-up chatter is not for students; it never affects a score either way.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from grader import __version__
 
@@ -89,6 +93,7 @@ def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: P
 
     options = GradeOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
                            seed=seed, progress=None if quiet else _epoch_printer())
+    _import_tensorflow_quietly()
     try:
         result = grade(path, options)
     except SubmissionError as exc:
@@ -127,6 +132,7 @@ def grade(submissions: tuple[Path, ...], out_dir: Path, skip_training: bool, for
     from grader.reports.terminal import render_batch_summary
     from grader.results import load_result
 
+    _import_tensorflow_quietly()
     options = BatchOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
                            seed=seed, force=force, jobs=jobs, scheduler=scheduler, quiet=quiet)
     rows = run_batch(list(submissions), out_dir, options)
@@ -188,6 +194,25 @@ def list_checks(hidden: bool) -> None:
 
     for line in catalog(include_hidden=hidden):
         click.echo(line)
+
+
+def _import_tensorflow_quietly() -> None:
+    """TensorFlow's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL; keep them off the student's terminal.
+
+    Only the native stderr of this import is silenced: an import error still raises as usual.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _epoch_printer():  # type: ignore[no-untyped-def]

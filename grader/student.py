@@ -60,6 +60,9 @@ class Student:
     def __init__(self, sandbox: Any) -> None:
         self.sandbox = sandbox
 
+    def __repr__(self) -> str:  # shown in Hypothesis' falsifying examples: stable and short
+        return "<your submission>"
+
     def call(self, module: str, function: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         try:
             return self.sandbox.call(module, function, *args, timeout=timeout, **kwargs)
