@@ -85,7 +85,7 @@ class Student:
               **kwargs: Any) -> Any:
         """Run one of the judge's drivers inside the sandbox; module/function name what it exercises."""
         try:
-            return self.sandbox.drive(driver, *args, timeout=timeout, **kwargs)
+            return self.sandbox.drive(driver, *args, timeout=timeout, blame=(module, function), **kwargs)
         except SandboxError as exc:
             # The student knows the function the driver exercised, not the driver's own name.
             message = self._explain(exc, module, function).replace(driver, function)

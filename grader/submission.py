@@ -95,7 +95,7 @@ def _from_tree(root: Path, target: Path, expected: Sequence[str], messages: list
         _copy_module(path, folder, target / f"{stem}.py", messages)
     missing = [m for m in expected if not (target / f"{m}.py").exists()]
     for module in missing:
-        near = [p.name for p in modules.values() if _normalised(p.stem) == module]
+        near = [p.name for p in modules.values() if p.stem != module and _normalised(p.stem) == module]
         hint = f" ({near[0]} was found: names are case-sensitive and exact)" if near else ""
         messages.append(f"the submission has no {module}.py{hint}; the checks of {module} fail")
 

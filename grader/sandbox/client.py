@@ -79,6 +79,7 @@ from grader.sandbox.protocol import ProtocolError, decode_value, encode_frame, e
 
 DEFAULT_PRELOAD = ("numpy", "tensorflow", "keras")
 STARTUP_TIMEOUT = 180.0
+_SPARE_THREADS = 64  # threads a call may leave behind (TensorFlow grows its pools) before a restart
 _UID_BASE = 60000
 _UID_SPAN = 1_000_000
 _DEFAULT_LIMITS = Limits()
@@ -119,6 +120,7 @@ class Sandbox:
         self._output = OutputTail(limits.output_tail)
         self._process: SandboxProcess | None = None
         self._ready = False
+        self._baseline: tuple[int, int] = (0, 0)
         self._scratch: list[str] = []  # client-side temp folders of the current process
         self._boot_home = ""
         self._fatal: dict[tuple[str, str], SandboxError] = {}  # (module or "<driver>", function)
@@ -155,8 +157,11 @@ class Sandbox:
     def has(self, module: str, name: str) -> bool:
         return bool(self._request("has", module, name, (), {}, None).value)
 
-    def drive(self, driver: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        return self._request("drive", "", driver, args, kwargs, timeout).value
+    def drive(self, driver: str, *args: Any, timeout: float | None = None, blame: tuple[str, str] | None = None,
+              **kwargs: Any) -> Any:
+        """Run a judge driver; `blame` = (module, function) it exercises, so that a hang or crash is
+        remembered against that student function (one timeout per function, whichever driver met it)."""
+        return self._request("drive", "", driver, args, kwargs, timeout, blame).value
 
     def output_tail(self) -> str:
         with self._lock:
@@ -226,6 +231,7 @@ class Sandbox:
                     problem = f"it did not start within {STARTUP_TIMEOUT:g} s"
                 elif message.get("event") == "ready":
                     self._ready = True
+                    self._baseline = self._usage(process)
                     self.info = message
                     shutil.rmtree(self._boot_home, ignore_errors=True)  # no longer needed
                     return
@@ -241,6 +247,22 @@ class Sandbox:
         )
         raise self._start_error
 
+    def _usage(self, process: SandboxProcess) -> tuple[int, int]:
+        """(processes, threads) of the sandbox right now."""
+        table = procs.snapshot()
+        pids = [pid for pid in process.pids(table) if pid in table]
+        return len(pids), sum(table[pid].threads for pid in pids)
+
+    def _healthy(self, process: SandboxProcess) -> bool:
+        """After a call that failed: did it leave processes or a pile of threads behind?
+
+        A thread bomb that ended in "can't start new thread" leaves its threads (and their stacks)
+        running; the next exercise's correct code would then fail for want of resources.
+        """
+        processes, threads = self._usage(process)
+        base_processes, base_threads = self._baseline
+        return processes <= base_processes and threads <= base_threads + _SPARE_THREADS
+
     def _discard(self) -> None:
         if self._process is not None:
             self._process.close()
@@ -253,9 +275,9 @@ class Sandbox:
     # ----------------------------------------------------------------------------------- requests
 
     def _request(self, op: str, module: str, target: str, args: Sequence[Any], kwargs: dict[str, Any],
-                 timeout: float | None) -> CallResult:
+                 timeout: float | None, blame: tuple[str, str] | None = None) -> CallResult:
         with self._lock:
-            key = ("<driver>", target) if op == "drive" else (module, target)
+            key = blame or (("<driver>", target) if op == "drive" else (module, target))
             if module in self._poisoned:
                 raise _again(self._poisoned[module])
             if key in self._fatal:
@@ -278,7 +300,12 @@ class Sandbox:
                             continue
                         if message.get("id") != request_id:
                             raise ProtocolError("a reply to another request arrived")
-                        return self._result(message, progress)
+                        try:
+                            return self._result(message, progress)
+                        except SandboxError:
+                            if not self._healthy(process):
+                                self._discard()  # the next call gets a fresh process, not this one's debris
+                            raise
                 failure: SandboxError = SandboxTimeout(
                     progress.timeout_message(limit), module=progress.module, function=target
                 )

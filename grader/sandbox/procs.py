@@ -21,6 +21,7 @@ class ProcInfo:
     ppid: int
     session: int
     rss: int  # bytes
+    threads: int = 1
 
 
 def snapshot() -> dict[int, ProcInfo]:
@@ -38,7 +39,7 @@ def snapshot() -> dict[int, ProcInfo]:
         if len(rest) < 22:
             continue
         pid = int(name)
-        table[pid] = ProcInfo(pid, int(rest[1]), int(rest[3]), int(rest[21]) * _PAGE)
+        table[pid] = ProcInfo(pid, int(rest[1]), int(rest[3]), int(rest[21]) * _PAGE, int(rest[17]))
     return table
 
 
