@@ -48,6 +48,7 @@ def run_experiment(student: Any, fashion: Any, options: Any, sizes: tuple[int, i
     if not isinstance(outcome, dict) or "rows" not in outcome:
         raise Mismatch("the experiment driver returned something unexpected.", got=describe(outcome))
     outcome["judge_seconds"] = time.perf_counter() - started
+    outcome["judge_test"] = test  # the judge's own copy, to evaluate the trained models with
     return outcome
 
 
@@ -169,6 +170,7 @@ def check_test_accuracy(experiment: Outcome[dict[str, Any]]) -> None:
 def check_trains_each_model(experiment: Outcome[dict[str, Any]]) -> None:
     """filter_experiment trains one model per option, each for the given number of epochs"""
     outcome = experiment.get()
+    _trained_models_are_real(outcome)
     calls = outcome.get("calls") or []
     if calls:  # it uses train_and_evaluate: what it asked for counts, not what training.py made of it
         asked = [call.get("epochs") for call in calls]
@@ -189,6 +191,34 @@ def check_trains_each_model(experiment: Outcome[dict[str, Any]]) -> None:
             expected=f"{len(OPTIONS)} fits of {EPOCHS} epoch(s)",
             got=f"{len(fits)} fit(s) of {epochs} epoch(s)" if fits else "no call of model.fit",
             hint="pass epochs on to train_and_evaluate(model, train, test, epochs=epochs).",
+        )
+
+
+CHANCE_MARGIN = 0.15  # 10 classes: untrained ~0.10 (sd ~0.02 on 256 images); one epoch on 512 images: 0.25-0.4
+
+
+def _trained_models_are_real(outcome: dict[str, Any]) -> None:
+    """The fits the spy saw, re-evaluated by the judge: records of fits that never happened do not count."""
+    from grader.modelspec import ModelRejected, rebuild
+
+    fits = [f for f in outcome.get("fits") or [] if isinstance(f, dict)]
+    test = outcome.get("judge_test")
+    accuracies = []
+    for fit in fits[: len(OPTIONS)]:
+        try:
+            model = rebuild(str(fit.get("json")))
+            model.set_weights(list(fit.get("weights") or []))
+        except (ModelRejected, ValueError, TypeError):
+            accuracies.append(None)
+            continue
+        predictions = model.predict(test[0], verbose=0) if test is not None else None
+        accuracies.append(None if predictions is None else float(np.mean(predictions.argmax(-1) == test[1])))
+    if len(accuracies) < len(OPTIONS) or not all(a is not None and a >= CHANCE_MARGIN for a in accuracies):
+        raise Mismatch(
+            f"{CALL} must train one model per option; the judge could not confirm that by evaluating them.",
+            expected=f"{len(OPTIONS)} trained models, each above {CHANCE_MARGIN:.0%} on the test images",
+            got=", ".join("not usable" if a is None else f"{a:.0%}" for a in accuracies) or "no trained model",
+            hint="compile and train each build_cnn((f, f)) model with train_and_evaluate.",
         )
 
 

@@ -162,16 +162,27 @@ def check_epochs_run(frozen_run: Outcome[dict[str, Any]]) -> None:
 
 
 @check(points=2, exercise=EXERCISE)
-def check_callbacks_reach_fit(frozen_run: Outcome[dict[str, Any]]) -> None:
+def check_callbacks_reach_fit(frozen_run: Outcome[dict[str, Any]], student: Any, fashion: Any) -> None:
     """the callbacks given to train_and_evaluate are passed on to fit"""
     outcome = frozen_run.get()
     seen = outcome.get("spy_epochs")
+    hint = "pass them on: model.fit(images, labels, epochs=epochs, callbacks=list(callbacks))."
     if seen != EPOCHS:
         raise Mismatch(
             f"a callback passed to train_and_evaluate(..., epochs={EPOCHS}, callbacks=[spy]) saw the wrong "
             "number of epochs.",
-            expected=f"{EPOCHS} epochs", got=f"{seen} epoch(s)",
-            hint="pass them on: model.fit(images, labels, epochs=epochs, callbacks=list(callbacks)).",
+            expected=f"{EPOCHS} epochs", got=f"{seen} epoch(s)", hint=hint,
+        )
+    # The spy's count lives inside the sandbox; what fit itself returned is the evidence the judge trusts:
+    # a callback that stops training after one epoch must leave a history of one epoch.
+    stopped = _stopping_run(student, fashion, 4, 1)
+    history = result_of(stopped, 4, ("history",))["history"]
+    losses = history.get("loss") if isinstance(history, dict) else None
+    if not isinstance(losses, list) or len(losses) != 1:
+        raise Mismatch(
+            "train_and_evaluate(..., epochs=4, callbacks=(stop_after_1_epoch,)) did not stop after one epoch.",
+            expected="a history of 1 epoch", got=f"a history of {len(losses) if isinstance(losses, list) else '?'}",
+            hint=hint,
         )
 
 
