@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -33,6 +36,28 @@ set_hypothesis_home_dir(os.path.join(_SESSION_CACHE, "hypothesis"))  # no .hypot
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+MODULES = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")
+
+
+@pytest.fixture(scope="module")
+def reference() -> Iterator[SimpleNamespace]:
+    """The reference modules, imported in-process from solutions/convolutions as a student's would be.
+
+    Only for testing the reference itself: the grader never imports student code.
+    """
+    saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
+    saved_flag, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    sys.path.insert(0, str(SOLUTIONS))
+    try:
+        yield SimpleNamespace(**{name: importlib.import_module(name) for name in MODULES})
+    finally:
+        sys.path.remove(str(SOLUTIONS))
+        sys.dont_write_bytecode = saved_flag
+        for name in MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,7 @@ test accuracy against the lab's figures (dense ~0.865, CNN ~0.898).
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -24,20 +21,6 @@ SEED = 0
 EPOCHS = 5
 
 
-@pytest.fixture(scope="module")
-def reference():
-    """The reference modules, imported from solutions/convolutions as a student's would be."""
-    saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
-    saved_flag, sys.dont_write_bytecode = sys.dont_write_bytecode, True
-    sys.path.insert(0, str(SOLUTIONS))
-    try:
-        yield SimpleNamespace(**{name: importlib.import_module(name) for name in MODULES})
-    finally:
-        sys.path.remove(str(SOLUTIONS))
-        sys.dont_write_bytecode = saved_flag
-        for name in MODULES:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
 
 
 def _conv_params(kernel: int, channels_in: int, filters: int) -> int:

@@ -7,11 +7,8 @@ padding), for any shapes; ``prepare_images`` must scale exactly like the judge's
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,20 +24,6 @@ MODULES = ("data", "models", "callbacks", "training", "convolution", "visualize"
 PROPERTY = settings(max_examples=60, deadline=None, database=None, derandomize=bool(os.environ.get("CI")))
 
 
-@pytest.fixture(scope="module")
-def reference():
-    """The reference modules, imported from solutions/convolutions as a student's would be."""
-    saved = {name: sys.modules.pop(name) for name in MODULES if name in sys.modules}
-    saved_flag, sys.dont_write_bytecode = sys.dont_write_bytecode, True
-    sys.path.insert(0, str(SOLUTIONS))
-    try:
-        yield SimpleNamespace(**{name: importlib.import_module(name) for name in MODULES})
-    finally:
-        sys.path.remove(str(SOLUTIONS))
-        sys.dont_write_bytecode = saved_flag
-        for name in MODULES:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
 
 
 @st.composite
