@@ -165,11 +165,13 @@ def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epoch
     original_fit = keras.Model.fit
 
     def spy_fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        initial = [np.asarray(w) for w in self.get_weights()]
         history = original_fit(self, *args, **kwargs)
         # The trained model itself goes back as evidence: the judge evaluates it, so a forged record of a
         # fit that never happened does not pass for training.
         fits.append({"epochs": len(getattr(history, "epoch", None) or []), "params": int(self.count_params()),
-                     "json": self.to_json(), "weights": [np.asarray(w) for w in self.get_weights()]})
+                     "json": self.to_json(), "initial": initial,
+                     "weights": [np.asarray(w) for w in self.get_weights()]})
         return history
 
     experiments = load("experiments")
