@@ -45,19 +45,36 @@ class CommandFailed(RuntimeError):
     pass
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, int, float]]:
+    """pid -> (parent pid, start time in ticks, CPU seconds used by the process itself), from /proc."""
+    table = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read()
+                fields = handle.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        fields = stat.rsplit(b")", 1)[1].split()
-        tree.setdefault(int(fields[1]), []).append(int(entry.name))
-    return tree
+        # after the command: state ppid ... utime(12) stime(13) ... starttime(20), counted from "state" = 0
+        table[int(entry.name)] = (int(fields[1]), int(fields[19]), (int(fields[11]) + int(fields[12])) / _TICK)
+    return table
+
+
+def _tree(root: int, table: dict[int, tuple[int, int, float]]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        if pid in table:
+            found.append(pid)
+        stack.extend(children.get(pid, ()))
+    return found
 
 
 def _busy_seconds() -> float:
@@ -85,13 +102,9 @@ def wait_until_quiet(max_wait: float, threshold: float = 0.2) -> float:
     return load
 
 
-def _children_cpu() -> float:
-    """CPU time of the commands run so far, and of this process (its memory sampler)."""
-    total = 0.0
-    for who in (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _rss(pid: int) -> int:
@@ -104,24 +117,29 @@ def _rss(pid: int) -> int:
 
 def tree_rss(root: int) -> int:
     """Sum of the resident memory of `root` and every process below it."""
-    tree = _children()
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += _rss(pid)
-        stack.extend(tree.get(pid, ()))
-    return total
+    return sum(_rss(pid) for pid in _tree(root, _processes()))
 
 
 class _Sampler(threading.Thread):
+    """Every 50 ms: the tree's summed RSS (keeping the peak) and the CPU time of each of its processes.
+
+    The CPU time is kept per process as last seen, because the sandbox's processes die in their own
+    pid namespace and are never waited for by the command: getrusage of the children misses them.
+    """
+
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid, self.peak = pid, 0
+        self.cpu: dict[tuple[int, int], float] = {}  # (pid, start time) -> CPU seconds last seen
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            self.peak = max(self.peak, tree_rss(self.pid))
+            table = _processes()
+            members = _tree(self.pid, table)
+            self.peak = max(self.peak, sum(_rss(pid) for pid in members))
+            for pid in members:
+                self.cpu[(pid, table[pid][1])] = table[pid][2]
             self._stop_event.wait(_INTERVAL)
 
     def stop(self) -> None:
@@ -134,7 +152,8 @@ def run(label: str, command: list[str], env: dict[str, str], cwd: Path, log: Pat
     """Run `command`, timing it from spawn to exit; its output goes to `log` (and the last lines are kept)."""
     log = log or Path(os.devnull)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    busy_before, ours_before = _busy_seconds(), _children_cpu()
+    busy_before = _busy_seconds()
+    children_before, self_before = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
     with open(log, "wb") as sink:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT)
@@ -147,7 +166,10 @@ def run(label: str, command: list[str], env: dict[str, str], cwd: Path, log: Pat
             code = process.wait()
         seconds = time.perf_counter() - started
         sampler.stop()
-    other = (_busy_seconds() - busy_before) - (_children_cpu() - ours_before)
+    # The command's CPU: what getrusage saw of the waited-for children, or what the sampler saw of the whole
+    # tree (it misses the last 50 ms of each process, getrusage misses the sandbox): the larger; plus the sampler's.
+    command_cpu = max(_cpu(resource.RUSAGE_CHILDREN) - children_before, sum(sampler.cpu.values()))
+    other = (_busy_seconds() - busy_before) - command_cpu - (_cpu(resource.RUSAGE_SELF) - self_before)
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # ru_maxrss of the children is a running maximum over all of them: it only says something new when it grew.
     single = after * 1024 if after > before else 0

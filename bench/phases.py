@@ -76,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"score {result.score:g}/{result.max_score:g}, {len(result.checks)} checks\n")
     print(f"{'import the judge (grader.judge, no TensorFlow yet)':58} {imported - started:7.2f} s")
     print(f"{'grade(): total':58} {graded - imported:7.2f} s")
-    print(f"{'  waiting for the sandbox to start (after the judge went on)':58} {spans['_await_ready']:7.2f} s")
     print(f"{'  checks, as the plugin timed them':58} {checks_total:7.2f} s")
     for exercise, seconds in sorted(by_exercise.items(), key=lambda item: -item[1]):
         print(f"    {exercise:54} {seconds:7.2f} s")
+    print(f"{'    of which the checks waited for the sandbox to start':58} {spans['_await_ready']:7.2f} s")
     print(f"{'    of which the judge trained (grader.training._train_now)':58} {spans['_train_now']:7.2f} s")
     print(f"{'    of which it read the training cache':58} {spans['get']:7.2f} s")
-    rest = graded - imported - spans["_await_ready"] - checks_total
+    rest = graded - imported - checks_total
     print(f"{'  the rest: collecting the suites (the judge imports':58}")
     print(f"{'  TensorFlow there), fixtures, stopping the sandbox':58} {rest:7.2f} s")
     print(f"{'write the reports (HTML, results.json)':58} {reported - graded:7.2f} s")

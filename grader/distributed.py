@@ -22,6 +22,8 @@ What the cluster must provide:
 A task that raises, or whose worker dies (Dask retries a task whose worker died, up to
 `distributed.scheduler.allowed-failures` times, then reports KilledWorker), costs only its submission:
 it gets an error record, or keeps what was saved of it as a partial record, as with the local pool.
+A submission lost to a failure of the cluster itself (scheduler gone, connection closed) is recorded
+as partial, so that running the same command again grades it.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from grader.batch import (
     row_of,
     save_result,
 )
-from grader.results import load_result
+from grader.results import SubmissionResult, load_result
 
 PROGRESS_TOPIC = "convgrader-progress"
 CONNECT_TIMEOUT = 30.0
@@ -91,7 +93,7 @@ def run_on_cluster(tasks: list[tuple[str, Path]], out_dir: Path, options: BatchO
                 try:
                     row = BatchRow(**future.result())
                 except Exception as exc:  # noqa: BLE001 - any failure of the task costs only its submission
-                    row = _record_failure(out_dir, submission_id, path, exc, time.perf_counter() - started)
+                    row = _record_failure(out_dir, submission_id, path, exc, time.perf_counter() - started, marker)
                 future.release()  # a worker that dies later must not make Dask recompute (regrade) it
                 rows.append(row)
                 display.done(row)
@@ -147,18 +149,27 @@ def _publish(message: dict[str, Any]) -> None:
         pass
 
 
-def _record_failure(out_dir: Path, submission_id: str, path: Path, exc: BaseException, seconds: float) -> BatchRow:
-    """The record of a submission whose task raised or whose worker died; a partial record is kept."""
-    reason = _describe(exc)
+def _record_failure(out_dir: Path, submission_id: str, path: Path, exc: BaseException, seconds: float,
+                    marker: Path) -> BatchRow:
+    """The record of a submission whose task raised, whose worker died, or that the cluster lost.
+
+    What this batch saved of it is kept (as partial). A failure of the submission's own grading is final
+    (an error, as with the local pool); when the cluster itself failed, the record stays partial so that
+    running the same command again grades it.
+    """
+    reason, final = _describe(exc)
     folder = out_dir / submission_id
-    try:
-        result = load_result(folder / RECORD)
-        if result.status in ("graded", "error"):  # it finished before the failure: keep that
-            return row_of(result, str(path))
+    result = _record_of_this_batch(folder, marker)
+    if result is not None and result.status in ("graded", "error"):  # it finished before the failure
+        return row_of(result, str(path))
+    if result is not None:
         result.status = "partial"
         result.messages.append(f"{reason}; partial results kept")
-    except (OSError, ValueError, KeyError, TypeError):
+    else:
         result = error_result(submission_id, reason, seconds)
+        if not final:
+            result.status = "partial"
+            result.messages.append("run the same command again to grade it")
     from grader.reports import write_submission_reports
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -167,15 +178,26 @@ def _record_failure(out_dir: Path, submission_id: str, path: Path, exc: BaseExce
     return row_of(result, str(path))
 
 
-def _describe(exc: BaseException) -> str:
+def _record_of_this_batch(folder: Path, marker: Path) -> SubmissionResult | None:
+    """The submission's record if this batch wrote it (not one left by an earlier run, e.g. with --force)."""
+    try:
+        if (folder / RECORD).stat().st_mtime < marker.stat().st_mtime:
+            return None
+        return load_result(folder / RECORD)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _describe(exc: BaseException) -> tuple[str, bool]:
+    """Why the task failed, and whether that is final for the submission (not the cluster's fault)."""
     from distributed import KilledWorker
 
     name = type(exc).__name__
     if isinstance(exc, KilledWorker):
-        return f"the grader's worker process died while grading this submission (Dask: {name})"
+        return f"the grader's worker process died while grading this submission (Dask: {name})", True
     if name in ("CommClosedError", "CancelledError", "FutureCancelledError") or isinstance(exc, OSError | TimeoutError):
-        return f"the connection to the grading cluster failed while grading this submission ({name}: {exc})"
-    return f"the grader failed on this submission: {name}: {exc}"
+        return f"the grading cluster failed while grading this submission ({name}: {exc})", False
+    return f"the grader failed on this submission: {name}: {exc}", True
 
 
 def _check_workers(client: Any, display: _Display) -> None:

@@ -141,3 +141,33 @@ def test_a_bad_scheduler_address_is_refused_before_grading(small_class: list[Pat
     with pytest.raises(ClusterUnavailable, match="cannot reach the Dask scheduler"):
         run_batch(small_class[:1], tmp_path / "out", _quick(address))
     assert not (tmp_path / "out" / "alice").exists()
+
+
+@pytest.mark.parametrize(("failure", "status", "words"), [
+    (RuntimeError("judge bug"), "error", "the grader failed on this submission: RuntimeError: judge bug"),
+    (distributed.comm.CommClosedError("scheduler gone"), "partial", "the grading cluster failed"),
+])
+def test_a_failed_task_gets_a_record_final_only_when_the_submission_is_to_blame(
+        tmp_path: Path, failure: Exception, status: str, words: str) -> None:
+    from grader.distributed import _record_failure, _start_marker
+    from grader.results import CheckResult, SubmissionResult, save_result
+
+    out = tmp_path / "out"
+    check = CheckResult(id="data::check_x", name="x", exercise="data", number="1.1", max_score=1, score=1,
+                        status="passed")
+    earlier = out / "earlier" / "grader-result.json"  # finished by an earlier run (regraded with --force)
+    earlier.parent.mkdir(parents=True)
+    save_result(SubmissionResult(submission="earlier", checks=[check], messages=["from the earlier run"]), earlier)
+    os.utime(earlier, (time.time() - 60, time.time() - 60))
+    marker = _start_marker(out)
+    half = out / "half" / "grader-result.json"  # this batch saved part of it before the failure
+    half.parent.mkdir(parents=True)
+    save_result(SubmissionResult(submission="half", status="partial", checks=[check]), half)
+
+    for name, kept_checks in (("new", 0), ("earlier", 0), ("half", 1)):
+        row = _record_failure(out, name, tmp_path / name, failure, 1.5, marker)
+        record = json.loads((out / name / "grader-result.json").read_text(encoding="utf-8"))
+        assert row.status == record["status"] == ("partial" if kept_checks else status)
+        assert len(record["checks"]) == kept_checks
+        assert words in " ".join(record["messages"]) and "from the earlier run" not in record["messages"]
+        assert (out / name / "report.html").is_file()
