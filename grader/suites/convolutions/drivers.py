@@ -169,8 +169,12 @@ def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epoch
         history = original_fit(self, *args, **kwargs)
         # The trained model itself goes back as evidence: the judge evaluates it, so a forged record of a
         # fit that never happened does not pass for training.
+        try:
+            compile_config = self.get_compile_config()
+        except Exception:  # noqa: BLE001 - no compile config: the judge falls back to its own loss
+            compile_config = None
         fits.append({"epochs": len(getattr(history, "epoch", None) or []), "params": int(self.count_params()),
-                     "json": self.to_json(), "initial": initial,
+                     "json": self.to_json(), "compile": compile_config, "initial": initial,
                      "weights": [np.asarray(w) for w in self.get_weights()]})
         return history
 

@@ -48,7 +48,7 @@ def run_experiment(student: Any, fashion: Any, options: Any, sizes: tuple[int, i
     if not isinstance(outcome, dict) or "rows" not in outcome:
         raise Mismatch("the experiment driver returned something unexpected.", got=describe(outcome))
     outcome["judge_seconds"] = time.perf_counter() - started
-    outcome["judge_test"] = test  # the judge's own copy, to evaluate the trained models with
+    outcome["judge_train"] = train  # the judge's own copy, to evaluate the trained models with
     return outcome
 
 
@@ -194,37 +194,66 @@ def check_trains_each_model(experiment: Outcome[dict[str, Any]]) -> None:
         )
 
 
-def _test_loss(model: Any, weights: list[Any], test: Any) -> float:
-    model.set_weights(weights)
-    probabilities = np.clip(model.predict(test[0], verbose=0), 1e-7, 1.0)
-    return float(-np.mean(np.log(probabilities[np.arange(len(test[1])), test[1]])))
+def _crossentropy(model: Any, data: Any) -> float:
+    """The judge's own loss when the fit's compile config cannot be used: cross-entropy of the outputs."""
+    probabilities = np.clip(model.predict(data[0], verbose=0), 1e-7, 1.0)
+    return float(-np.mean(np.log(probabilities[np.arange(len(data[1])), data[1]])))
+
+
+def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
+    """The loss on `data` of a fit's model with its weights before and after fit.
+
+    The loss is the one the model was compiled with (rebuilt here from its validated compile config),
+    since that is what fit lowers whatever build_cnn made of the last layer (a missing softmax is a
+    models.py bug, graded there); the judge's cross-entropy only where there is no usable compile config.
+    """
+    from grader.modelspec import ModelRejected, compile_from, rebuild
+
+    model = rebuild(str(fit.get("json")))
+    measure = _crossentropy
+    if isinstance(fit.get("compile"), dict):
+        try:
+            compile_from(model, fit["compile"])
+            measure = _compiled_loss
+        except ModelRejected:
+            pass
+    losses = []
+    for key in ("initial", "weights"):
+        model.set_weights(list(fit.get(key) or []))
+        losses.append(measure(model, data))
+    return losses[0], losses[1]
+
+
+def _compiled_loss(model: Any, data: Any) -> float:
+    return float(model.evaluate(data[0], data[1], batch_size=256, verbose=0, return_dict=True)["loss"])
 
 
 def _trained_models_are_real(outcome: dict[str, Any]) -> None:
     """The fits the spy saw, re-evaluated by the judge: records of fits that never happened do not count.
 
-    Each fit comes back as its model's config with the weights before and after fit; the judge's own
-    test loss must have gone down. (Not an accuracy bar: with a compile_model bug such as sgd, one
-    epoch on 512 images learns little, and that bug is charged in models.py, not here.)
+    Each fit comes back as its model's config and compile config with the weights before and after
+    fit; on the judge's own copy of the training images, the model's loss must have gone down. (Not
+    an accuracy bar: with a compile_model bug such as sgd, one epoch on 512 images learns little, and
+    that bug is charged in models.py, not here.)
     """
-    from grader.modelspec import ModelRejected, rebuild
+    from grader.modelspec import ModelRejected
 
     fits = [f for f in outcome.get("fits") or [] if isinstance(f, dict)]
-    test = outcome.get("judge_test")
+    train = outcome.get("judge_train")
     found: list[str] = []
     for fit in fits[: len(OPTIONS)]:
         try:
-            model = rebuild(str(fit.get("json")))
-            before = _test_loss(model, list(fit.get("initial") or []), test)
-            after = _test_loss(model, list(fit.get("weights") or []), test)
-        except (ModelRejected, ValueError, TypeError, IndexError):
+            before, after = _losses(fit, train)
+        except (ModelRejected, ValueError, TypeError, IndexError, KeyError):
             found.append("not usable")
             continue
-        found.append(f"test loss {before:.4f} -> {after:.4f}" + ("" if after < before else " (no learning)"))
-    if len(found) < len(OPTIONS) or any(not text.startswith("test loss") or "no learning" in text for text in found):
+        learned = bool(np.isfinite(after) and after < before)
+        found.append(f"training loss {before:.4f} -> {after:.4f}" + ("" if learned else " (no learning)"))
+    if len(found) < len(OPTIONS) or any(not text.startswith("training loss") or "no learning" in text
+                                        for text in found):
         raise Mismatch(
             f"{CALL} must train one model per option; the judge could not confirm that by evaluating them.",
-            expected=f"{len(OPTIONS)} models whose test loss went down during fit",
+            expected=f"{len(OPTIONS)} models whose loss on the training images went down during fit",
             got="; ".join(found) or "no trained model",
             hint="compile and train each build_cnn((f, f)) model with train_and_evaluate.",
         )
