@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions" / "convolutions"
 BROKEN = Path(__file__).resolve().parent / "fixtures" / "broken"
 GiB = 1024**3
-TIMEOUT = 10.0  # short, but long enough for TensorFlow's first calls on a busy 2-core machine
+TIMEOUT = 30.0  # short, but long enough for TensorFlow's first fits on a slow 2-core machine running two tests
 QUICK = GradeOptions(skip_training=True, run_hidden=True, limits=Limits(timeout=TIMEOUT, memory=2 * GiB))
 
 
@@ -399,12 +399,12 @@ def test_each_runaway_function_costs_at_most_one_timeout(runaway: Graded) -> Non
 
 
 def test_cli_timeout_and_memory_and_a_hang_costs_one_timeout(tmp_path: Path, reference: SubmissionResult) -> None:
-    """broken/sleeper: convolve2d sleeps forever, max_pool2d asks for 8 GiB at once. `grader check --timeout 8
+    """broken/sleeper: convolve2d sleeps forever, max_pool2d asks for 8 GiB at once. `grader check --timeout 20
     --memory 1536M` names both limits, and the hang costs about one timeout, not one per example."""
     submission = overlay("sleeper", tmp_path / "sleeper")
     out = tmp_path / "results.json"
     started = time.perf_counter()
-    run = CliRunner().invoke(main, ["check", str(submission), "--skip-training", "--timeout", "8",
+    run = CliRunner().invoke(main, ["check", str(submission), "--skip-training", "--timeout", "20",
                                     "--memory", "1536M", "--json", str(out)])
     seconds = time.perf_counter() - started
     assert run.exit_code == 0, run.output
@@ -412,13 +412,13 @@ def test_cli_timeout_and_memory_and_a_hang_costs_one_timeout(tmp_path: Path, ref
     conv = [t for t in tests if "convolve2d" in t["extra_data"]["id"]]
     pool = [t for t in tests if "max_pool2d" in t["extra_data"]["id"]]
     assert conv and all(t["status"] == "failed" for t in conv)
-    assert conv[0]["output"].startswith("convolve2d did not return within 8 s"), conv[0]["output"]
-    assert all("convolve2d did not return within 8 s" in t["output"] for t in conv)
+    assert conv[0]["output"].startswith("convolve2d did not return within 20 s"), conv[0]["output"]
+    assert all("convolve2d did not return within 20 s" in t["output"] for t in conv)
     assert pool and all("(the sandbox's memory limit is 1.5 GiB)" in t["output"] for t in pool), pool[0]["output"]
     others = [t for t in tests if t not in conv and t not in pool]
     assert all(t["status"] == "passed" for t in others), [t["output"] for t in others if t["status"] != "passed"]
     # the public convolve2d checks call it 49 times: one timeout each would take minutes
-    assert seconds < reference.execution_time + 4 * 8, (seconds, reference.execution_time)
+    assert seconds < reference.execution_time + 4 * 20, (seconds, reference.execution_time)
 
 
 def test_cli_defaults_match_the_readme() -> None:

@@ -194,10 +194,24 @@ def check_trains_each_model(experiment: Outcome[dict[str, Any]]) -> None:
         )
 
 
-def _crossentropy(model: Any, data: Any) -> float:
-    """The judge's own loss when the fit's compile config cannot be used: cross-entropy of the outputs."""
-    probabilities = np.clip(model.predict(data[0], verbose=0), 1e-7, 1.0)
-    return float(-np.mean(np.log(probabilities[np.arange(len(data[1])), data[1]])))
+def _crossentropy(labels: np.ndarray, outputs: np.ndarray) -> float:
+    """The judge's own loss where the fit's compile config cannot be used: cross-entropy of the outputs."""
+    probabilities = np.clip(outputs, 1e-7, 1.0)
+    return float(-np.mean(np.log(probabilities[np.arange(len(labels)), labels])))
+
+
+def _compiled_loss(model: Any) -> Any:
+    """The loss function the model was compiled with, or the judge's cross-entropy where there is none."""
+    import keras
+
+    loss = getattr(model, "loss", None)
+    try:
+        function = keras.losses.get(loss) if isinstance(loss, str) else loss
+    except ValueError:
+        function = None
+    if not callable(function):
+        return _crossentropy
+    return lambda labels, outputs: float(np.mean(np.asarray(function(labels, outputs))))
 
 
 def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
@@ -206,6 +220,7 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
     The loss is the one the model was compiled with (rebuilt here from its validated compile config),
     since that is what fit lowers whatever build_cnn made of the last layer (a missing softmax is a
     models.py bug, graded there); the judge's cross-entropy only where there is no usable compile config.
+    The model runs eagerly: tracing Keras' evaluate would cost more than these two forward passes.
     """
     from grader.modelspec import ModelRejected, compile_from, rebuild
 
@@ -213,19 +228,15 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
     measure = _crossentropy
     if isinstance(fit.get("compile"), dict):
         try:
-            compile_from(model, fit["compile"])
-            measure = _compiled_loss
+            measure = _compiled_loss(compile_from(model, fit["compile"]))
         except ModelRejected:
             pass
+    images, labels = data
     losses = []
     for key in ("initial", "weights"):
         model.set_weights(list(fit.get(key) or []))
-        losses.append(measure(model, data))
+        losses.append(measure(labels, np.asarray(model(images, training=False))))
     return losses[0], losses[1]
-
-
-def _compiled_loss(model: Any, data: Any) -> float:
-    return float(model.evaluate(data[0], data[1], batch_size=256, verbose=0, return_dict=True)["loss"])
 
 
 def _trained_models_are_real(outcome: dict[str, Any]) -> None:

@@ -180,7 +180,7 @@ def decode_png(outcome: dict[str, Any], channel: int) -> np.ndarray:
     if min(height, width) < MIN_SIDE:
         raise Mismatch(f"{call} wrote a tiny image.", expected=f"at least {MIN_SIDE}x{MIN_SIDE} pixels",
                        got=f"{width}x{height} pixels", hint=PLOT_HINT)
-    colours = np.unique(pixels.reshape(-1, 3), axis=0)
+    colours = np.unique(pixels.reshape(-1, 3).astype(np.uint32) @ np.array([1 << 16, 1 << 8, 1], np.uint32))
     if len(colours) < 16:
         raise Mismatch(f"{call} wrote an almost blank image.", expected="a grid of activation maps",
                        got=f"an image of {width}x{height} pixels with only {len(colours)} colour(s)", hint=PLOT_HINT)
