@@ -48,6 +48,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 _SPREAD = {"test_buggy_variant_loses_points_only_in_its_exercise"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if getattr(item, "originalname", item.name) not in _SPREAD:
