@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from grader.batch import BatchOptions, error_result, grade_to_folder, row_of, save_result
+from grader.sandbox.client import keep_spare_sandbox
 
 
 def main(argv: list[str]) -> int:
@@ -28,6 +29,8 @@ def main(argv: list[str]) -> int:
             continue
         task = json.loads(line)
         submission_id, source = task["id"], Path(task["source"])
+        # While this submission is graded, the next one's sandbox imports TensorFlow (see sandbox.client).
+        keep_spare_sandbox(bool(task.get("more")))
         folder = out_dir / submission_id
 
         def progress(epoch: int, epochs: int, logs: dict[str, float], _id: str = submission_id) -> None:

@@ -52,7 +52,7 @@ def run_in_workers(tasks: list[tuple[str, Path]], out_dir: Path, options: BatchO
         for index in range(min(options.jobs, len(tasks))):
             workers.append(_spawn(index, out_dir, options, selector, logs))
         for worker in workers:
-            _assign(worker, pending)
+            _assign(worker, pending, len(workers))
         while any(w.task is not None for w in workers):
             for key, _ in selector.select(timeout=0.5):
                 worker = key.data
@@ -65,7 +65,7 @@ def run_in_workers(tasks: list[tuple[str, Path]], out_dir: Path, options: BatchO
                         if row is not None:
                             rows.append(row)
                             display.done(row)
-                            _assign(worker, pending)
+                            _assign(worker, pending, len(workers))
                     continue
                 selector.unregister(worker.channel)
                 if worker.task is not None:  # died while grading
@@ -76,7 +76,7 @@ def run_in_workers(tasks: list[tuple[str, Path]], out_dir: Path, options: BatchO
                 _stop(worker)
                 if pending:
                     workers[index] = _spawn(index, out_dir, options, selector, logs)
-                    _assign(workers[index], pending)
+                    _assign(workers[index], pending, len(workers))
             display.tick(workers)
     finally:
         for worker in workers:
@@ -102,14 +102,16 @@ def _spawn(index: int, out_dir: Path, options: BatchOptions, selector: selectors
     return worker
 
 
-def _assign(worker: _Worker, pending: deque[tuple[str, Path]]) -> None:
+def _assign(worker: _Worker, pending: deque[tuple[str, Path]], workers: int) -> None:
     worker.task = None
     if not pending or worker.process.stdin is None:
         return
     submission_id, path = pending.popleft()
     worker.task, worker.started, worker.progress = (submission_id, path), time.perf_counter(), {}
+    # "more": this worker is likely to get another submission, so a spare sandbox started now will be used.
+    task = {"id": submission_id, "source": str(path), "more": len(pending) >= workers}
     try:
-        worker.process.stdin.write((json.dumps({"id": submission_id, "source": str(path)}) + "\n").encode())
+        worker.process.stdin.write((json.dumps(task) + "\n").encode())
         worker.process.stdin.flush()
     except (BrokenPipeError, OSError):
         pass  # the worker is gone: its channel's EOF records the death

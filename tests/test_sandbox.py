@@ -503,6 +503,32 @@ def test_runs_as_an_unprivileged_fresh_user(shared: Sandbox) -> None:
     assert shared.call("behave", "late_import") == "email.mime.text"  # Python still works
 
 
+def test_a_spare_started_ahead_serves_the_next_sandbox_alike(make_sandbox: Callable[..., Sandbox]) -> None:
+    """A batch worker keeps one server started ahead (keep_spare_sandbox): it imports the heavy libraries
+    before it knows its submission, and the next Sandbox configures it. Isolation and answers are those of
+    a server started for that Sandbox: its own fresh uid, the lock-down, the hidden paths."""
+    from grader.sandbox import client
+
+    client.keep_spare_sandbox(True)
+    try:
+        first = make_sandbox()
+        assert first.call("behave", "quick", 3) == 6 and first.spares_used == 0
+        second = make_sandbox()
+        identity = second.call("behave", "identity")
+        assert second.spares_used == 1
+        assert identity["uid"] == identity["euid"] == second.info["uid"] >= 60000
+        assert identity["uid"] != first.info["uid"]
+        assert identity["cwd"] == "/tmp/work" and "behave.py" in identity["files"]
+        assert second.call("behave", "look", str(REPO)) == {"listing": []}
+        assert second.call("behave", "quick", 5) == 10
+        with pytest.raises(StudentError, match="ZeroDivisionError"):  # student errors come back as before
+            second.call("behave", "nested_failure")
+    finally:
+        client.keep_spare_sandbox(False)
+        client._spares.discard()
+    assert client._spares.take(("root", 0, FAST)) is None
+
+
 @pytest.fixture
 def outside_dir() -> Iterator[Path]:
     """A world-writable folder outside /tmp and outside what the sandbox hides: only the read-only

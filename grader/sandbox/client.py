@@ -50,6 +50,7 @@ nothing hidden. ``Sandbox.isolation`` says which one ran; the judge reports anyt
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import secrets
@@ -128,6 +129,7 @@ class Sandbox:
         self._start_error: SandboxStartError | None = None
         self._closed = False
         self.starts = 0
+        self.spares_used = 0  # how many of those starts took a spare process (see keep_spare_sandbox)
         self.info: dict[str, Any] = {}
 
     # --------------------------------------------------------------------------------- public API
@@ -199,8 +201,7 @@ class Sandbox:
             return self._process
         self._discard()
         mode = self._mode = self._mode or choose_mode(self._forced)
-        home = self._boot_home = tempfile.mkdtemp(prefix="convgrader-boot-home-")  # HOME until the lock-down
-        self._scratch.append(home)
+        spare = _spares.take((mode, self.seed, self.preload))
         config: dict[str, Any] = {
             "mode": mode, "reaper": mode != "none", "submission": str(self.submission_dir),
             "hide": self.hide, "tmp_size": self.limits.tmp_size, "memory": self.limits.memory,
@@ -213,10 +214,18 @@ class Sandbox:
         if mode == "none":
             config["workdir"] = tempfile.mkdtemp(prefix="convgrader-work-")
             self._scratch.append(config["workdir"])
-        self._process = SandboxProcess(mode, config, sandbox_env(home, self.seed), self._output,
-                                       self.limits.memory)
+        if spare is not None:
+            self._process, self._boot_home = spare
+            self._process.configure(config, self.limits.memory, self._output)
+        else:
+            self._boot_home = tempfile.mkdtemp(prefix="convgrader-boot-home-")  # HOME until the lock-down
+            self._process = SandboxProcess(mode, config, sandbox_env(self._boot_home, self.seed), self._output,
+                                           self.limits.memory)
+        self._scratch.append(self._boot_home)
         self._ready = False
         self.starts += 1
+        self.spares_used += spare is not None
+        _spares.replenish((mode, self.seed, self.preload), self.limits)
         return self._process
 
     def _await_ready(self, process: SandboxProcess) -> None:
@@ -419,6 +428,63 @@ def _again(exc: SandboxError) -> SandboxError:
     if isinstance(exc, SandboxTimeout):
         return SandboxTimeout(message, module=exc.module, function=exc.function, retried=False)
     return type(exc)(message)
+
+
+class _Spares:
+    """At most one sandbox server started ahead of need, for a process that grades one submission after
+    another (a batch worker): it imports TensorFlow while the current submission is graded, and the next
+    sandbox takes it, configured for its own submission only then. It has run nothing but the trusted
+    imports; the lock-down, the fresh uid and the submission all come with the configuration."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._lock = threading.Lock()
+        self._held: tuple[tuple[Any, ...], SandboxProcess, str] | None = None
+
+    def take(self, key: tuple[Any, ...]) -> tuple[SandboxProcess, str] | None:
+        with self._lock:
+            held, self._held = self._held, None
+        if held is None:
+            return None
+        if held[0] == key and held[1].alive():
+            return held[1], held[2]
+        _close_spare(held[1], held[2])
+        return None
+
+    def replenish(self, key: tuple[Any, ...], limits: Limits) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            if self._held is not None:
+                return
+            home = tempfile.mkdtemp(prefix="convgrader-boot-home-")
+            mode, seed, preload = key
+            output = OutputTail(limits.output_tail)
+            self._held = (key, SandboxProcess(mode, None, sandbox_env(home, seed), output, limits.memory,
+                                              early=preload), home)
+
+    def discard(self) -> None:
+        with self._lock:
+            held, self._held = self._held, None
+        if held is not None:
+            _close_spare(held[1], held[2])
+
+
+def _close_spare(process: SandboxProcess, home: str) -> None:
+    process.close()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+_spares = _Spares()
+
+
+def keep_spare_sandbox(enabled: bool = True) -> None:
+    """Whether each Sandbox of this process, once started, starts a spare for the next one (batch
+    workers). A spare already held stays for the next Sandbox; it is stopped when this process exits."""
+    _spares.enabled = enabled
+
+
+atexit.register(_spares.discard)
 
 
 def _free_uid() -> int:

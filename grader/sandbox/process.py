@@ -16,6 +16,7 @@ import sys
 import termios
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +111,12 @@ class OutputTail:
 class SandboxProcess:
     """One running server: its pipes, its output drains and its memory watchdog."""
 
-    def __init__(self, mode: str, config: dict[str, Any], env: dict[str, str], output: OutputTail,
-                 memory_limit: int) -> None:
+    def __init__(self, mode: str, config: dict[str, Any] | None, env: dict[str, str], output: OutputTail,
+                 memory_limit: int, early: Sequence[str] = ()) -> None:
+        """Start the server. With `config` None it waits for one (configure); `early` names the modules
+        it imports meanwhile: a spare, started ahead of the submission it will serve."""
         self.mode = mode
+        self.spare = config is None
         self.memory_exceeded: int | None = None
         self._reader = FrameReader()
         self._pending: collections.deque[Any] = collections.deque()
@@ -123,6 +127,8 @@ class SandboxProcess:
         boot = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); "
                 "from grader.sandbox.server import main; main()")
         command = _prefix(mode) + [sys.executable, "-B", "-c", boot, *map(str, child_fds)]
+        if config is None:
+            command.append(("reaper" if mode != "none" else "") + ";" + ",".join(early))
         try:
             self.popen = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -137,6 +143,14 @@ class SandboxProcess:
             drain.start()
         self.watchdog = procs.MemoryWatchdog(self.pids, memory_limit, self._over_memory)
         self.watchdog.start()
+        if config is not None:
+            self.configure(config, memory_limit, output)
+
+    def configure(self, config: dict[str, Any], memory_limit: int, output: OutputTail) -> None:
+        """Send the configuration (once); from now on the output goes to `output`, within `memory_limit`."""
+        for drain in self._drains:
+            drain.output = output
+        self.watchdog.limit = memory_limit
         self.send(encode_frame(config), time.monotonic() + 30)
 
     # ------------------------------------------------------------------------------- processes

@@ -103,7 +103,7 @@ class MemoryWatchdog(threading.Thread):
                  interval: float = 0.1) -> None:
         super().__init__(name="sandbox-memory-watchdog", daemon=True)
         self._pids = pids
-        self._limit = limit
+        self.limit = limit
         self._on_exceeded = on_exceeded
         self._interval = interval
         self._stop_event = threading.Event()
@@ -116,10 +116,10 @@ class MemoryWatchdog(threading.Thread):
             if not pids:
                 continue
             used = sum(table[pid].rss for pid in pids if pid in table)
-            if used > self._limit:
+            if used > self.limit:
                 used = pss(pids)
             self.peak = max(self.peak, used)
-            if used > self._limit:
+            if used > self.limit:
                 self._on_exceeded(used)
                 return
 

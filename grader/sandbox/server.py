@@ -273,16 +273,40 @@ def _split_off_reaper(status_fd: int) -> None:
             os._exit(0)
 
 
+def _import_early(names: list[str]) -> str:
+    """A spare sandbox imports the heavy libraries before it knows its submission (see client.py).
+    Returns what went wrong (with the start-up log), or "" when all went well."""
+    log = _StartupLog()
+    try:
+        with log:
+            for name in names:
+                importlib.import_module(name)
+    except BaseException as exc:  # noqa: B036 - reported once the configuration has come
+        return f"{type(exc).__name__}: {exc}\n{log.text}"
+    return ""
+
+
 def main() -> None:
     request_fd, reply_fd, status_fd = (int(arg) for arg in sys.argv[1:4])
+    early = sys.argv[4] if len(sys.argv) > 4 else None  # "[reaper];name,name": a spare's start
+    problem = ""
+    if early is not None:
+        reaper, _, names = early.partition(";")
+        if reaper == "reaper" and os.getpid() == 1:
+            _split_off_reaper(status_fd)
+        os.close(status_fd)
+        problem = _import_early([name for name in names.split(",") if name])
     config = read_frame(request_fd)
     if not isinstance(config, dict):
         os._exit(2)
-    if config.get("reaper") and os.getpid() == 1:
-        _split_off_reaper(status_fd)
-    os.close(status_fd)
+    if early is None:
+        if config.get("reaper") and os.getpid() == 1:
+            _split_off_reaper(status_fd)
+        os.close(status_fd)
     server = Server(config, request_fd, reply_fd)
     try:
+        if problem:
+            raise RuntimeError(problem)
         server.prepare()
     except BaseException as exc:  # noqa: B036
         log = server.startup_log.text if server.startup_log else ""
