@@ -201,7 +201,8 @@ class Sandbox:
             return self._process
         self._discard()
         mode = self._mode = self._mode or choose_mode(self._forced)
-        spare = _spares.take((mode, self.seed, self.preload))
+        spare_key = (mode, self.seed, self.preload)  # what a spare must have been started with
+        spare = _spares.take(spare_key)
         config: dict[str, Any] = {
             "mode": mode, "reaper": mode != "none", "submission": str(self.submission_dir),
             "hide": self.hide, "tmp_size": self.limits.tmp_size, "memory": self.limits.memory,
@@ -225,7 +226,7 @@ class Sandbox:
         self._ready = False
         self.starts += 1
         self.spares_used += spare is not None
-        _spares.replenish((mode, self.seed, self.preload), self.limits)
+        _spares.replenish(spare_key, self.limits)
         return self._process
 
     def _await_ready(self, process: SandboxProcess) -> None:

@@ -116,7 +116,6 @@ class SandboxProcess:
         """Start the server. With `config` None it waits for one (configure); `early` names the modules
         it imports meanwhile: a spare, started ahead of the submission it will serve."""
         self.mode = mode
-        self.spare = config is None
         self.memory_exceeded: int | None = None
         self._reader = FrameReader()
         self._pending: collections.deque[Any] = collections.deque()
