@@ -16,6 +16,7 @@ explanation and the batch goes on.
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import importlib.util
@@ -56,11 +57,15 @@ def extract_notebook(data: bytes, expected_modules: Sequence[str] = ()) -> Noteb
         result.messages.append("the file is JSON but not a Jupyter notebook (it has no cells)")
         return result
     chunks = [_HEADER]
+    futures: list[str] = []  # `from __future__ import ...` must open the module: gathered, put there
     for number, source in cells:
         result.cells += 1
-        kept = _keep_definitions(number, source, expected_modules, result.messages)
+        kept = _keep_definitions(number, source, expected_modules, result.messages, futures)
         if kept:
             chunks.append(f"# --- cell {number} ---\n{kept}\n")
+    if futures:  # right after the header's docstring
+        future = f"from __future__ import {', '.join(dict.fromkeys(futures))}"
+        chunks[0] = _HEADER.replace('"""\n', f'"""\n\n{future}\n', 1)
     result.source = "\n".join(chunks)
     return result
 
@@ -144,7 +149,8 @@ def _parse(number: int, source: str, messages: list[str]) -> tuple[ast.Module, s
     return None
 
 
-def _keep_definitions(number: int, source: str, expected_modules: Sequence[str], messages: list[str]) -> str:
+def _keep_definitions(number: int, source: str, expected_modules: Sequence[str], messages: list[str],
+                      futures: list[str]) -> str:
     parsed = _parse(number, source, messages)
     if parsed is None:
         return ""
@@ -153,14 +159,43 @@ def _keep_definitions(number: int, source: str, expected_modules: Sequence[str],
     kept: list[str] = []
     for node in tree.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            kept.extend(_wrapped_imports([node], number, expected_modules, messages))
+            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+                futures.extend(_future_features(node, number, messages))
+            else:
+                kept.extend(_wrapped_imports([node], number, expected_modules, messages))
         elif isinstance(node, ast.Try):
             imports = [n for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+            for future in [n for n in imports if isinstance(n, ast.ImportFrom) and n.module == "__future__"]:
+                futures.extend(_future_features(future, number, messages))
+                imports.remove(future)
             kept.extend(_wrapped_imports(imports, number, expected_modules, messages))
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or _is_constant(node):
-            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-            kept.append("\n".join(lines[start - 1 : node.end_lineno]))
+            if _compiles(node, number, messages):
+                start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+                kept.append("\n".join(lines[start - 1 : node.end_lineno]))
     return "\n".join(kept)
+
+
+def _future_features(node: ast.ImportFrom, number: int, messages: list[str]) -> list[str]:
+    known = [a.name for a in node.names if a.name in __future__.all_feature_names]
+    for alias in node.names:
+        if alias.name not in known:
+            messages.append(f"cell {number} of the notebook: `from __future__ import {alias.name}` is not a "
+                            "feature of this Python; it is left out")
+    return known
+
+
+def _compiles(node: ast.stmt, number: int, messages: list[str]) -> bool:
+    """Whether a definition compiles: the parser accepts some code that Python refuses to compile
+    (`return` in a class body, `nonlocal` at module level); such a definition is left out, with a note."""
+    try:
+        compile(ast.Module(body=[node], type_ignores=[]), "<cell>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        name = getattr(node, "name", None) or "a constant"
+        messages.append(f"cell {number} of the notebook: {name} is not valid Python and is left out: "
+                        f"{exc.msg} (line {node.lineno + (exc.lineno or 1) - 1})")
+        return False
+    return True
 
 
 def _is_constant(node: ast.stmt) -> bool:

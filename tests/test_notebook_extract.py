@@ -162,11 +162,40 @@ def test_a_failing_import_is_skipped_with_a_note(tmp_path: Path) -> None:
     assert "note: cell 1 of the notebook: `import no_such_module_here` failed (ModuleNotFoundError" in run.stderr
 
 
+@pytest.mark.parametrize(("cells", "kept", "message"), [
+    (["class A:\n    return x", "def f():\n    return 1"], "def f():",
+     "cell 1 of the notebook: A is not valid Python and is left out: 'return' outside function (line 2)"),
+    (["def g():\n    nonlocal y\n", "X = 1"], "X = 1",
+     "cell 1 of the notebook: g is not valid Python and is left out: no binding for nonlocal 'y' found (line 2)"),
+    (["from __future__ import braces", "X = 1"], "X = 1",
+     "cell 1 of the notebook: `from __future__ import braces` is not a feature of this Python; it is left out"),
+])
+def test_definitions_python_refuses_to_compile_are_left_out(cells: list[str], kept: str, message: str) -> None:
+    code = extract_notebook(_notebook(*cells), EXPECTED)
+    compile(code.source, "_notebook.py", "exec")
+    assert kept in code.source
+    assert code.messages == [message]
+
+
+def test_future_imports_open_the_module(tmp_path: Path) -> None:
+    code = extract_notebook(_notebook("import math\nfrom __future__ import annotations\n"
+                                      "def f(x: Undefined) -> int:\n    return 1",
+                                      "try:\n    from __future__ import division\nexcept ImportError:\n    pass"),
+                            EXPECTED)
+    assert code.messages == []
+    assert "\nfrom __future__ import annotations, division\n" in code.source
+    write_notebook_modules(code, tmp_path, EXPECTED)
+    run = subprocess.run([sys.executable, "-B", "-c", "import models; print(models.f(0))"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert run.stdout == "1\n", run.stderr
+
+
 _lines = st.sampled_from([
     "!pip install x", "%matplotlib inline", "%%time", "def f(x):", "    return x", "class A:", "    pass",
     "X = 1", "y = 2", "print(y)", "model.fit(x)", "for i in range(3):", "    !ls", "if True:", "import os",
     "files = !ls", "f?", "    '''", "'''", "x = (", ")", "@decorator", "async def g():", "    await h()",
-    "from . import z", "try:", "    import os", "except ImportError:", "    pass", "CONST: int = 3",
+    "from . import z", "from __future__ import annotations", "nonlocal q",
+    "try:", "    import os", "except ImportError:", "    pass", "CONST: int = 3",
 ])
 
 
