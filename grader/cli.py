@@ -93,7 +93,6 @@ def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: P
 
     options = GradeOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
                            seed=seed, progress=None if quiet else _epoch_printer())
-    _import_tensorflow_quietly()
     try:
         result = grade(path, options)
     except SubmissionError as exc:
@@ -132,7 +131,6 @@ def grade(submissions: tuple[Path, ...], out_dir: Path, skip_training: bool, for
     from grader.reports.terminal import render_batch_summary
     from grader.results import load_result
 
-    _import_tensorflow_quietly()
     options = BatchOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
                            seed=seed, force=force, jobs=jobs, scheduler=scheduler, quiet=quiet)
     rows = run_batch(list(submissions), out_dir, options)
@@ -194,25 +192,6 @@ def list_checks(hidden: bool) -> None:
 
     for line in catalog(include_hidden=hidden):
         click.echo(line)
-
-
-def _import_tensorflow_quietly() -> None:
-    """TensorFlow's C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL; keep them off the student's terminal.
-
-    Only the native stderr of this import is silenced: an import error still raises as usual.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _epoch_printer():  # type: ignore[no-untyped-def]

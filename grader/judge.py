@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,7 +56,8 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
             drivers=f"grader.suites.{options.assignment}.drivers",
             seed=options.seed,
         )
-        sandbox.start()  # TensorFlow starts in the sandbox while the judge collects its suites
+        sandbox.start()  # TensorFlow starts in the sandbox while the judge imports it too
+        _import_tensorflow_quietly()
         try:
             from grader.student import Student
 
@@ -111,6 +113,26 @@ def _partial_writer(options: GradeOptions, name: str, started: float) -> Any:
         ))
 
     return write
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow here, with its C++ start-up lines (they ignore TF_CPP_MIN_LOG_LEVEL) kept off the
+    terminal. Called once the sandbox has started, so that the two imports run side by side.
+
+    Only the native stderr of this import is silenced: an import error still raises as usual.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import keras  # noqa: F401
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _run_suites(plugin: GraderPlugin, folder: Path) -> Any:
