@@ -1,4 +1,4 @@
-"""Where a grading's time goes: `python bench/phases.py [--full] [--warm] [--cache DIR] [SUBMISSION]`.
+"""Where a grading's time goes: `python bench/phases.py [--full] [--warm] [--student] [--cache DIR] [SUBMISSION]`.
 
 Grades one submission in this process (as a batch worker does: hidden checks included) and prints
 the time of each phase: importing the judge, the sandbox's start until it answers (TensorFlow's
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="run the accuracy gates (the judge trains)")
     parser.add_argument("--cache", type=Path, default=None, help="training cache (default: a new empty one)")
     parser.add_argument("--warm", action="store_true", help="grade once unmeasured first (a batch worker's case)")
+    parser.add_argument("--student", action="store_true", help="leave the hidden checks out, as `grader check` does")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     scratch = tempfile.TemporaryDirectory(prefix="convgrader-phases-")
     cache = args.cache or Path(scratch.name)
-    options = judge.GradeOptions(skip_training=not args.full, run_hidden=True, cache_dir=cache)
+    options = judge.GradeOptions(skip_training=not args.full, run_hidden=not args.student, cache_dir=cache)
     if args.warm:
         judge.grade(args.submission, options)
         started = time.perf_counter()
