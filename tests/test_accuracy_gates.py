@@ -50,14 +50,15 @@ def test_reference_report_data_has_activation_maps(reference_full: SubmissionRes
 
 
 def test_full_grades_repeat_exactly(reference_full: SubmissionResult, solutions_dir: Path) -> None:
-    for _ in range(2):
-        again = grade(solutions_dir, FULL)
-        assert [(c.id, c.status, c.score, c.output, c.extra.get("test_accuracy")) for c in again.checks] == [
-            (c.id, c.status, c.score, c.output, c.extra.get("test_accuracy")) for c in reference_full.checks
-        ]
+    again = grade(solutions_dir, FULL)  # from the training cache: the same figures, the same feedback
+    assert [(c.id, c.status, c.score, c.output, c.extra.get("test_accuracy")) for c in again.checks] == [
+        (c.id, c.status, c.score, c.output, c.extra.get("test_accuracy")) for c in reference_full.checks
+    ]
 
 
-@pytest.mark.parametrize("variant, changed", [("sgd", {"dnn", "cnn"}), ("second_conv_64", {"cnn"})])
+# A compile bug retrains both models, an architecture bug only its own: the dense model's (a minute), not the
+# CNN's (several), so that this file stays within the CI's time.
+@pytest.mark.parametrize("variant, changed", [("sgd", {"dnn", "cnn"}), ("dense_64_units", {"dnn"})])
 def test_training_bugs_cost_points_in_models_only(variant: str, changed: set[str], solution_copy: Path,
                                                   reference_full: SubmissionResult, apply_variant) -> None:
     apply_variant(variant, solution_copy)
