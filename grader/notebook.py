@@ -158,13 +158,9 @@ def _keep_definitions(number: int, source: str, expected_modules: Sequence[str],
     lines = text.split("\n")
     kept: list[str] = []
     for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            if isinstance(node, ast.ImportFrom) and node.module == "__future__":
-                futures.extend(_future_features(node, number, messages))
-            else:
-                kept.extend(_wrapped_imports([node], number, expected_modules, messages))
-        elif isinstance(node, ast.Try):
-            imports = [n for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Try)):  # imports, alone or in a try
+            body = node.body if isinstance(node, ast.Try) else [node]
+            imports = [n for n in body if isinstance(n, (ast.Import, ast.ImportFrom))]
             for future in [n for n in imports if isinstance(n, ast.ImportFrom) and n.module == "__future__"]:
                 futures.extend(_future_features(future, number, messages))
                 imports.remove(future)
