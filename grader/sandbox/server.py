@@ -115,6 +115,11 @@ class Server:
                 self.drivers = _PristineDrivers(importlib.import_module(config["drivers"]))
             import numpy  # noqa: F401  (arrays cross the protocol; import it before the lockdown)
 
+            if "keras" in sys.modules:
+                from grader import keras_build
+
+                keras_build.install()  # every fit in here, the student's own included, traces once
+
             if "tensorflow" in sys.modules and config["mode"] != "userns":
                 # Start TensorFlow's runtime now (its thread pools drop privileges with the rest);
                 # not in "userns" mode, where threads that exist before the lockdown keep capabilities.
