@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 from grader.sandbox.lockdown import Plan, lock_down, python_paths
+from grader.sandbox.pool import ModelPool
 from grader.sandbox.protocol import EncodeError, decode_value, encode_frame, encode_value, read_frame
 from grader.sandbox.runner import (
     Capture,
@@ -102,6 +103,7 @@ class Server:
         self.workdir = ""
         self.startup_log: _StartupLog | None = None
         self.pid = os.getpid()
+        self.pool = ModelPool(payload_to_model)  # the judge's models, rebuilt once per payload
 
     # -------------------------------------------------------------------------------- start-up
 
@@ -181,8 +183,8 @@ class Server:
                 self.drivers.restore()
             seed_everything(int(self.config["seed"]))
             try:
-                args = decode_value(request.get("args", []), model_decoder=payload_to_model)
-                kwargs = decode_value(request.get("kwargs", {}), model_decoder=payload_to_model)
+                args = decode_value(request.get("args", []), model_decoder=self.pool.take)
+                kwargs = decode_value(request.get("kwargs", {}), model_decoder=self.pool.take)
             except Exception as exc:
                 raise _Internal(f"the grader's arguments could not be rebuilt: {exc}") from None
             value, seconds = self.dispatch(op, module, target, list(args), dict(kwargs))
@@ -201,6 +203,7 @@ class Server:
             for stream in (sys.stdout, sys.stderr):
                 _flush_quietly(stream)
             sys.stdout, sys.stderr = real
+            self.pool.give_back()
         reply["stdout"] = capture.text()
         return reply
 

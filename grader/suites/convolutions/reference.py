@@ -7,6 +7,9 @@ reference models that feed other exercises (no double jeopardy) are built here d
 
 from __future__ import annotations
 
+import collections
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -147,11 +150,45 @@ def reference_activations(model: Any, images: np.ndarray) -> list[np.ndarray]:
 
 
 def payload_of(model: Any) -> Any:
-    """A model to send into the sandbox: its config and weights, never a pickle."""
+    """A model to send into the sandbox: its config and weights, never a pickle.
+
+    A Sequential model's layers go with the names Keras gives them in a fresh process (sequential,
+    conv2d, conv2d_1, dense, ...), not the judge process's running counters (dense_17): the same model
+    then makes the same payload every time, and the sandbox lends it again instead of rebuilding it."""
     from grader.sandbox.protocol import ModelPayload
 
     return ModelPayload(
-        json_config=model.to_json(),
+        json_config=_first_names(model.to_json()),
         weights=[np.asarray(w) for w in model.get_weights()],
-        compile_config=model.get_compile_config() if model.compiled else None,
+        compile_config=_first_optimizer_name(model.get_compile_config()) if model.compiled else None,
     )
+
+
+def _snake(name: str) -> str:
+    """Keras' own naming of a layer class: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _first_names(json_config: str) -> str:
+    data = json.loads(json_config)
+    if data.get("class_name") != "Sequential":
+        return json_config
+    config = data["config"]
+    config["name"] = "sequential"
+    seen: collections.Counter[str] = collections.Counter()
+    for layer in config.get("layers", []):
+        base = _snake(str(layer.get("class_name", "layer")))
+        layer["config"]["name"] = base if not seen[base] else f"{base}_{seen[base]}"
+        seen[base] += 1
+    if isinstance(data.get("compile_config"), dict):
+        data["compile_config"] = _first_optimizer_name(data["compile_config"])
+    return json.dumps(data)
+
+
+def _first_optimizer_name(compile_config: Any) -> Any:
+    """adam_3 -> adam: the optimizer's name counts optimizers made in this process, like layer names."""
+    optimizer = compile_config.get("optimizer") if isinstance(compile_config, dict) else None
+    if isinstance(optimizer, dict) and isinstance(optimizer.get("config"), dict) and "name" in optimizer["config"]:
+        optimizer["config"]["name"] = _snake(str(optimizer.get("class_name", "optimizer")))
+    return compile_config

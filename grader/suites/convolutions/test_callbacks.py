@@ -7,6 +7,7 @@ out here from the logs, never sent in.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from grader.checks import Mismatch, check
 from grader.data import prepare
 from grader.suites.convolutions.feedback import describe, on_input, run_property
+from grader.suites.convolutions.reference import CLASSES, INPUT, payload_of
 
 EXERCISE = "callbacks"
 FIT_IMAGES = 512
@@ -196,11 +198,25 @@ def _fit_data(fashion: Any) -> tuple[np.ndarray, np.ndarray]:
     return prepare(fashion.train_images[:FIT_IMAGES]), np.asarray(fashion.train_labels[:FIT_IMAGES], np.int64)
 
 
+@functools.cache
+def _fit_model() -> Any:
+    """The judge's small model for the real fits: Flatten -> Dense(32, relu) -> Dense(10, softmax), Adam.
+    Sent as a payload, so the sandbox builds it once and lends it again (weights reset) to the next fit."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input(INPUT), keras.layers.Flatten(), keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(CLASSES, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return payload_of(model)
+
+
 def real_fit(student: Any, fashion: Any, metric: str, threshold: float) -> None:
     """Attach StopOnThreshold(metric, threshold) to a short real fit; it must end at the first crossing."""
     kwargs = {"metric": metric, "threshold": threshold}
     x, y = _fit_data(fashion)
-    outcome = student.drive("callback_fit", kwargs, x, y, FIT_EPOCHS, module="callbacks", function="StopOnThreshold")
+    outcome = student.drive("callback_fit", kwargs, _fit_model(), x, y, FIT_EPOCHS, module="callbacks",
+                            function="StopOnThreshold")
     history = outcome["history"] if isinstance(outcome, dict) else None
     values = history.get(metric) if isinstance(history, dict) else None
     if not values:
