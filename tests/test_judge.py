@@ -115,3 +115,38 @@ def test_buggy_variant_loses_points_only_in_its_exercise(name: str, solution_cop
 
 def test_there_are_at_least_twelve_variants() -> None:
     assert len(_variants()) >= 12
+
+
+def test_the_judges_pytest_run_sets_off_no_full_collections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest's unraisable-exception plugin ends a session with five gc.collect() calls, ~3 s in a process
+    that holds TensorFlow: the judge's own runs leave it out."""
+    import gc
+
+    from grader import judge
+
+    (tmp_path / "pytest.ini").write_text("[pytest]\npython_functions = check_*\n", encoding="utf-8")
+    (tmp_path / "test_tiny.py").write_text("def check_one():\n    assert True\n", encoding="utf-8")
+    collections: list[int] = []
+    real = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(1) or real(*args))
+
+    class Plugin:
+        passed = 0
+
+        def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+            Plugin.passed += report.when == "call" and report.passed
+
+    assert judge._run_suites(Plugin(), tmp_path) == "graded"
+    assert Plugin.passed == 1 and collections == []
+
+
+def test_the_judge_freezes_its_imports_once() -> None:
+    import gc
+
+    from grader import judge
+
+    judge._freeze_long_lived_objects()
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    judge._freeze_long_lived_objects()  # once per process: later calls leave the grading's objects alone
+    assert gc.get_freeze_count() == frozen

@@ -638,6 +638,14 @@ def test_keras_models_travel_as_data(keras_sandbox: Sandbox) -> None:
     assert np.array_equal(keras_sandbox.call("models", "random_weights"), first)  # seeded every time
 
 
+def test_the_servers_imports_are_frozen_out_of_full_collections(keras_sandbox: Sandbox,
+                                                                 shared: Sandbox) -> None:
+    """TensorFlow's ~400,000 objects are frozen once imported: the full collections that the student's Keras
+    code sets off then walk only what it made itself (each took ~0.7 s)."""
+    assert keras_sandbox.call("behave", "garbage_collector")["frozen"] > 100_000
+    assert 0 < shared.call("behave", "garbage_collector")["frozen"] < 100_000  # numpy alone: fewer
+
+
 def test_tensorflow_fits_the_memory_limit(keras_sandbox: Sandbox) -> None:
     keras_sandbox.call("values", "echo", 0)
     in_use = keras_sandbox.memory_in_use()
