@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import io
 import os
@@ -140,18 +141,13 @@ def _import_tensorflow_quietly() -> None:
     _freeze_long_lived_objects()
 
 
-_frozen = False
-
-
+@functools.cache  # once per process
 def _freeze_long_lived_objects() -> None:
     """Move what this process holds so far (TensorFlow, Keras, the suites' imports: ~400,000 objects) out
     of the garbage collector's sight, once per process. Each full collection otherwise walks all of them
     again: ~0.7 s a time, several times a grading. Objects made later are collected as usual."""
-    global _frozen
-    if not _frozen:
-        _frozen = True
-        gc.collect()
-        gc.freeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _run_suites(plugin: GraderPlugin, folder: Path) -> Any:

@@ -148,5 +148,6 @@ def test_the_judge_freezes_its_imports_once() -> None:
     judge._freeze_long_lived_objects()
     frozen = gc.get_freeze_count()
     assert frozen > 0
+    grading = [[index] for index in range(1000)]  # objects a later grading makes
     judge._freeze_long_lived_objects()  # once per process: later calls leave the grading's objects alone
-    assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == frozen, len(grading)
