@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from grader.checks import Mismatch
-from grader.modelspec import ModelRejected, compile_summary, describe, rebuild
+from grader.modelspec import ModelRejected, compile_summary, describe, rebuild_shared
 from grader.sandbox import SandboxError, StudentError
 from grader.sandbox.protocol import ModelSpec, Opaque
 
@@ -97,8 +97,9 @@ class Student:
         """Call a function that must return a Keras model, and rebuild that model here.
 
         Several checks ask for the same model (build_cnn() above all): the sandbox seeds every request
-        alike, so the same call gives the same model, and it is built and rebuilt once per grading.
-        Checks must therefore treat the returned model as read-only.
+        alike, so the same call gives the same model, and it is built and rebuilt once per grading. The
+        rebuilt Keras model is shared further, with every grading of this process whose model has the
+        same config (modelspec.rebuild_shared). Checks must therefore treat the returned model as read-only.
         """
         call = _call_text(function, args, kwargs)
         key = repr((module, call, input_shape))
@@ -117,7 +118,7 @@ class Student:
                 hint="end the function with `return model`.",
             )
         try:
-            model = rebuild(value.json_config, input_shape=input_shape)
+            model = rebuild_shared(value.json_config, input_shape)
         except ModelRejected as exc:
             raise Mismatch(f"{call} returned a model the grader cannot use: {exc}") from None
         return StudentModel(spec=value, model=model)

@@ -135,9 +135,11 @@ def test_the_judge_sends_the_same_payload_for_the_same_model() -> None:
     # Keras names layers and optimizers with per-process counters (dense_17, adam_3); the pool needs equal payloads.
     import json
 
-    from grader.suites.convolutions.reference import payload_of, reference_cnn
+    from grader.suites.convolutions.reference import _reference_cnn, payload_of, reference_cnn
 
-    first, second = payload_of(reference_cnn()), payload_of(reference_cnn())
+    fresh = _reference_cnn.__wrapped__((32, 32), 1234)  # built anew, not the process's shared reference_cnn()
+    first, second = payload_of(reference_cnn()), payload_of(fresh)
+    assert fresh is not reference_cnn() and fresh.layers[1].name != reference_cnn().layers[1].name
     assert first.json_config == second.json_config and first.compile_config == second.compile_config
     layers = json.loads(first.json_config)["config"]["layers"]
     assert [layer["config"]["name"] for layer in layers] == [

@@ -16,6 +16,7 @@ from grader.modelspec import (
     compile_summary,
     describe,
     rebuild,
+    rebuild_shared,
 )
 from grader.suites.convolutions import reference as ref
 
@@ -71,7 +72,7 @@ def test_unbuilt_model_is_built_for_the_lab_input() -> None:
 
 
 def test_compile_summary_normalises_names() -> None:
-    model = _cnn((8,))
+    model = keras.models.model_from_json(_cnn((8,)).to_json())  # its own copy: reference_cnn's model is shared
     model.compile(optimizer=keras.optimizers.SGD(), metrics=["acc"],
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     summary = compile_summary(model.get_compile_config())
@@ -118,3 +119,29 @@ def test_layer_table_marks_the_first_difference() -> None:
     assert "found    Conv2D(64, 3x3, relu) -> 11x11x64, 18,496 params" in table
     assert "(3*3*32+1)*32 = 9,248" in ref.first_difference(expected, got)
     assert ref.layer_table(expected, expected) is None
+
+
+def test_rebuild_shared_builds_each_config_once_per_process() -> None:
+    small, wide = _cnn((8,)).to_json(), _cnn((16,)).to_json()
+    first = rebuild_shared(small)
+    assert rebuild_shared(small) is first  # a second grading of the same architecture rebuilds nothing
+    assert rebuild_shared(wide) is not first and describe(rebuild_shared(wide)) == ref.expected_cnn((16,))
+    assert rebuild_shared(small, (28, 28, 1)) is first
+    assert rebuild(small) is not first  # rebuild() still gives a model of the caller's own
+    assert describe(first) == ref.expected_cnn((8,))
+
+
+def test_rebuild_shared_refuses_a_bad_config_every_time() -> None:
+    config = json.loads(_cnn((8,)).to_json())
+    config["config"]["layers"][1]["class_name"] = "Lambda"
+    text = json.dumps(config)
+    for _ in range(2):  # a refusal is not remembered as a model
+        with pytest.raises(ModelRejected, match="Lambda"):
+            rebuild_shared(text)
+
+
+def test_reference_cnn_is_built_once_per_filters() -> None:
+    shared = ref.reference_cnn((8,))
+    assert ref.reference_cnn([8]) is shared and ref.reference_cnn((16,)) is not shared
+    fresh = ref._reference_cnn.__wrapped__((8,), 1234)  # what a first call builds: the same weights
+    assert all((a == b).all() for a, b in zip(shared.get_weights(), fresh.get_weights(), strict=True))

@@ -8,6 +8,7 @@ reference models that feed other exercises (no double jeopardy) are built here d
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -121,7 +122,15 @@ def first_difference(expected: Sequence[LayerInfo], got: Sequence[LayerInfo]) ->
 
 
 def reference_cnn(filters: Sequence[int] = (32, 32), seed: int = 1234) -> Any:
-    """The judge's own CNN (deterministic weights): the input for exercises that build on models.py."""
+    """The judge's own CNN (deterministic weights): the input for exercises that build on models.py.
+
+    Built once per process for each (filters, seed) and shared by every check of every grading: read it,
+    send it (payload_of), copy it, never compile, fit or set the weights of this very object."""
+    return _reference_cnn(tuple(filters), seed)
+
+
+@functools.cache
+def _reference_cnn(filters: tuple[int, ...], seed: int) -> Any:
     import keras
 
     keras.utils.set_random_seed(seed)
