@@ -664,6 +664,35 @@ def test_learning_curve_png(history: dict[str, list[float]]) -> None:
     assert Image.open(io.BytesIO(png)).size == (800, 320)
 
 
+_curve = st.lists(st.floats(0, 1, allow_nan=False, allow_subnormal=False), min_size=1, max_size=4)
+
+
+@settings(HYPOTHESIS, max_examples=10)
+@given(history=st.dictionaries(st.sampled_from(["accuracy", "loss", "val_loss"]), _curve, max_size=2),
+       threshold=st.sampled_from([None, 0.85, 0.88]))
+def test_a_remembered_learning_curve_is_the_figure_its_inputs_draw(history: dict[str, list[float]],
+                                                                    threshold: float | None) -> None:
+    from grader.reports import images
+
+    png = learning_curve_png(history, 0.9, (0.89, 0.91), threshold=threshold)
+    assert learning_curve_png(dict(history), 0.9, (0.89, 0.91), threshold=threshold) is png  # drawn once
+    assert png == images._learning_curve(history, 0.9, (0.89, 0.91), threshold)  # and it is that figure
+    assert len(images._curves) <= images._CURVES_KEPT
+
+
+def test_learning_curves_with_other_inputs_are_drawn_anew() -> None:
+    history = {"accuracy": [0.8, 0.9], "loss": [0.5, 0.3]}
+    first = learning_curve_png(history, 0.9, (0.89, 0.91), threshold=0.88)
+    changed = [
+        learning_curve_png({**history, "accuracy": [0.8, 0.91]}, 0.9, (0.89, 0.91), threshold=0.88),
+        learning_curve_png(history, 0.91, (0.89, 0.91), threshold=0.88),
+        learning_curve_png(history, 0.9, (0.88, 0.91), threshold=0.88),
+        learning_curve_png(history, 0.9, (0.89, 0.91), threshold=0.85),
+        learning_curve_png(history, 0.9, (0.89, 0.91)),
+    ]
+    assert all(png != first for png in changed) and len(set(changed)) == len(changed)
+
+
 # ---------------------------------------------------------------- GitHub Classroom
 
 

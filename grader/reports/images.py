@@ -7,6 +7,8 @@ globally, no backend is switched and no rcParams change, so callers' own plottin
 from __future__ import annotations
 
 import io
+import json
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 _DPI = 100
+_CURVES_KEPT = 16  # learning-curve figures remembered per process (~30 kB each)
+_curves: OrderedDict[str, bytes] = OrderedDict()
 
 
 def activation_grid_png(
@@ -65,7 +69,26 @@ def learning_curve_png(
     threshold: float | None = None,
 ) -> bytes:
     """Training curves per epoch: accuracy metrics left, losses right; test accuracy with its 95% CI
-    and, for an accuracy gate, the threshold it must reach."""
+    and, for an accuracy gate, the threshold it must reach.
+
+    Drawn once per process for the same inputs: a batch worker reports the same curves for every submission
+    whose models train alike (the training cache gives them the very same histories), and matplotlib takes
+    ~0.2-0.3 s a figure."""
+    key = json.dumps([sorted((str(k), np.asarray(v, dtype=float).ravel().tolist()) for k, v in history.items()),
+                      None if test_accuracy is None else float(test_accuracy),
+                      None if ci95 is None else [float(ci95[0]), float(ci95[1])],
+                      None if threshold is None else float(threshold)])
+    if key in _curves:
+        _curves.move_to_end(key)
+        return _curves[key]
+    png = _curves[key] = _learning_curve(history, test_accuracy, ci95, threshold)
+    while len(_curves) > _CURVES_KEPT:
+        _curves.popitem(last=False)
+    return png
+
+
+def _learning_curve(history: dict[str, list[float]], test_accuracy: float | None,
+                    ci95: tuple[float, float] | None, threshold: float | None) -> bytes:
     figure = Figure(figsize=(8.0, 3.2), dpi=_DPI)
     FigureCanvasAgg(figure)
     acc_ax, loss_ax = figure.subplots(1, 2)
