@@ -151,3 +151,45 @@ def test_the_judge_freezes_its_imports_once() -> None:
     grading = [[index] for index in range(1000)]  # objects a later grading makes
     judge._freeze_long_lived_objects()  # once per process: later calls leave the grading's objects alone
     assert gc.get_freeze_count() == frozen, len(grading)
+
+
+def test_partial_records_are_written_at_most_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch writes the results so far after a check, for a grading cut off midway; not after each of the
+    ~70 checks, most of them milliseconds long."""
+    from grader import judge
+
+    clock = [100.0]
+    monkeypatch.setattr(judge.time, "perf_counter", lambda: clock[0])
+    written: list[SubmissionResult] = []
+    write = judge._partial_writer(GradeOptions(on_partial=written.append), "alice", started=100.0)
+    for seconds in (0.0, 0.3, 0.6, 0.99, 1.0, 1.5, 2.2):  # a check ends at each of these times
+        clock[0] = 100.0 + seconds
+        write([f"check done at {seconds}"])
+    assert [r.checks for r in written] == [["check done at 0.0"], ["check done at 1.0"], ["check done at 2.2"]]
+    assert all(r.status == "partial" and r.submission == "alice" for r in written)
+    assert judge._partial_writer(GradeOptions(), "alice", started=0.0) is None
+
+
+def test_driven_callbacks_share_one_model_that_starts_each_run_going() -> None:
+    """The callback driver attaches every StopOnThreshold to one Keras model per sandbox process (building one
+    costs ~8 ms, and the callback suite drives ~50); a callback that stopped it leaves the next run unaffected."""
+    import types
+
+    import keras
+
+    from grader.suites.convolutions import drivers
+
+    class StopOnThreshold(keras.callbacks.Callback):
+        def __init__(self, stop: bool) -> None:
+            super().__init__()
+            self.stop = stop
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if self.stop:
+                self.model.stop_training = True
+
+    student = types.SimpleNamespace(StopOnThreshold=StopOnThreshold)
+    epochs = [{"loss": 1.0}, {"loss": 0.5}]
+    runs = [drivers.callback_logs(lambda module: student, {"stop": stop}, epochs) for stop in (True, False, True)]
+    assert [run["stopped_at"] for run in runs] == [0, None, 0]
+    assert drivers._tiny_model() is drivers._tiny_model()

@@ -9,6 +9,7 @@ Their results are still untrusted data: the judge never sends an expected answer
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 from collections.abc import Callable
@@ -20,11 +21,18 @@ Load = Callable[[str], Any]
 
 
 def _tiny_model() -> Any:
-    import keras
-
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    """The model a driven callback is attached to, with stop_training cleared. One per sandbox process: the
+    callback suite drives ~50 callbacks, and building a Keras model costs ~8 ms."""
+    model = _built_tiny_model()
     model.stop_training = False
     return model
+
+
+@functools.cache
+def _built_tiny_model() -> Any:
+    import keras
+
+    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
 
 
 def _make_callback(load: Load, kwargs: dict[str, Any] | None) -> Any:
