@@ -108,7 +108,7 @@ PARTIAL_EVERY = 1.0  # seconds between two partial records of one grading
 def _partial_writer(options: GradeOptions, name: str, started: float) -> Any:
     """After a check, hand the results so far to options.on_partial, at most once per PARTIAL_EVERY seconds:
     a grading cut off keeps what was recorded up to a second before. (Writing the growing record after each
-    of ~70 checks, most of them milliseconds long, cost a batch worker ~0.3 s per submission.)"""
+    of ~70 checks, most of them milliseconds long, took ~0.6 s of an 18 s batch grading under cProfile.)"""
     if options.on_partial is None:
         return None
     callback = options.on_partial

@@ -284,7 +284,7 @@ def _activation_maps(context: Any, value: Any, outcome: Any, fashion: Any) -> No
                 _drawn_maps.pop(next(iter(_drawn_maps)))
         entry = _drawn_maps[key]
         if entry is not None:
-            maps[who] = dict(entry)
+            maps[who] = {"layers": list(entry["layers"]), "png": entry["png"]}
     context.artifacts["activation_maps"] = maps
 
 
