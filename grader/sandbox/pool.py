@@ -28,7 +28,8 @@ from grader.sandbox.protocol import ModelPayload
 IDLE_LIMIT = 6  # idle models kept (the judge's are small); the least recently used goes first
 
 
-def _digest(payload: ModelPayload) -> str:
+def payload_digest(payload: ModelPayload) -> str:
+    """What makes two payloads the same model: config, compile config and weights (SHA-256)."""
     digest = hashlib.sha256(payload.json_config.encode())
     digest.update(json.dumps(payload.compile_config, sort_keys=True, default=repr).encode())
     for weight in payload.weights:
@@ -97,7 +98,7 @@ class ModelPool:
         self.reused = 0  # models lent again (tests, timing)
 
     def take(self, payload: ModelPayload) -> Any:
-        key = _digest(payload)
+        key = payload_digest(payload)
         waiting = self.idle.get(key)
         if waiting:
             entry = waiting.pop()

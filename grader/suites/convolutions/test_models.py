@@ -256,6 +256,8 @@ def _activation_maps(context: Any, value: Any, outcome: Any, fashion: Any) -> No
         from grader.data import prepare
         from grader.modelspec import rebuild
         from grader.reports.images import activation_grid_png
+        from grader.sandbox.pool import payload_digest
+        from grader.sandbox.protocol import ModelPayload
         from grader.training import Recipe, train
     except ImportError:
         return
@@ -268,7 +270,7 @@ def _activation_maps(context: Any, value: Any, outcome: Any, fashion: Any) -> No
                               Recipe(seed=context.seed), cache=context.cache)
     for who, json_config, weights in (("student", value.json_config, outcome.weights),
                                       ("reference", reference_model.to_json(), reference_outcome.weights)):
-        key = _map_key(json_config, weights)
+        key = payload_digest(ModelPayload(json_config=json_config, weights=list(weights or []), compile_config=None))
         if key not in _drawn_maps:
             model = rebuild(json_config)
             if weights is not None:
@@ -292,16 +294,3 @@ def _activation_maps(context: Any, value: Any, outcome: Any, fashion: Any) -> No
 # every submission that trains alike (the training cache gives them the very same weights).
 _MAPS_KEPT = 8
 _drawn_maps: dict[str, dict[str, Any] | None] = {}
-
-
-def _map_key(json_config: str, weights: Any) -> str:
-    import hashlib
-
-    import numpy as np
-
-    digest = hashlib.sha256(json_config.encode())
-    for array in weights or []:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
