@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grader
+from grader import background_training
 from grader.plugin import GraderPlugin, GradingContext
 from grader.results import SubmissionResult
 from grader.sandbox import Limits, Sandbox
@@ -76,6 +77,7 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
             status = _run_suites(plugin, suite_dir(options.assignment))
             isolation = getattr(sandbox, "isolation", "unknown")
         finally:
+            background_training.stop_all()  # a model no gate waited for must not train into the next grading
             sandbox.close()
         checks = sorted(plugin.results.values(), key=lambda c: tuple(int(p) for p in c.number.split(".")))
         messages = list(prepared.messages)

@@ -76,7 +76,10 @@ class GraderPlugin:
             )
         if drop:
             config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+        # The accuracy gates run last, numbered where they belong: what they train starts training in the
+        # background when the session starts (grader.background_training) and is ready by then.
+        items[:] = [it for it in keep if "accuracy" not in _spec(it).tags] + \
+                   [it for it in keep if "accuracy" in _spec(it).tags]
 
     # --- dependencies ----------------------------------------------------------------------------
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

@@ -99,6 +99,10 @@ class TrainingCache:
         folder = self.directory / "training" / key[:2]
         return folder / f"{key}.json", folder / f"{key}.npz"
 
+    def has(self, key: str) -> bool:
+        """Whether an entry for key is there (not verified: get() does that)."""
+        return self._paths(key)[0].exists()
+
     def get(self, key: str, need_weights: bool = False) -> TrainingOutcome | None:
         meta_path, weights_path = self._paths(key)
         try:
@@ -173,8 +177,12 @@ def train(
     key = cache_key(json_config, compile_config, recipe, data.checksum)
     if cache is None:
         return _train_now(json_config, compile_config, recipe, data, key, progress)
+    from grader import background_training
+
+    trained_now = background_training.wait(key)  # a job started by this grading may be training it
     hit = cache.get(key)
     if hit is not None:
+        hit.cached = not trained_now  # what the job trained for this grading is no cache hit to report
         return hit
     with cache.lock(key):
         hit = cache.get(key)  # another process may have finished it while we waited

@@ -24,6 +24,8 @@ POOL = 2
 HIDDEN_UNITS = 128
 CLASSES = 10
 ANKLE_BOOTS = (0, 23, 28)  # test images, all label 9: the lab's activation-map example
+# What the accuracy gates train: the student's compile_model(builder(*args)), by gate.
+GATE_MODELS: dict[str, tuple[str, list[Any]]] = {"dnn": ("build_dnn", []), "cnn": ("build_cnn", [(32, 32)])}
 
 
 def conv_params(in_channels: int, filters: int, kernel: int = KERNEL) -> int:

@@ -225,14 +225,14 @@ def _gate(name: str, outcome: Any, threshold: float) -> None:
 @check(points=5, exercise="models", tags=("accuracy",), depends=("check_dnn_builds",))
 def check_dnn_accuracy(student: Any, context: Any, record: dict[str, Any]) -> None:
     """the dense model reaches at least 0.85 test accuracy when the judge trains it"""
-    _, outcome = _train(student, context, record, "build_dnn", [], "dnn", DNN_THRESHOLD)
+    _, outcome = _train(student, context, record, *ref.GATE_MODELS["dnn"], "dnn", DNN_THRESHOLD)
     _gate("dense model", outcome, DNN_THRESHOLD)
 
 
 @check(points=5, exercise="models", tags=("accuracy",), depends=("check_cnn_builds",))
 def check_cnn_accuracy(student: Any, context: Any, record: dict[str, Any], fashion: Any) -> None:
     """the CNN (32, 32) reaches at least 0.88 test accuracy when the judge trains it"""
-    value, outcome = _train(student, context, record, "build_cnn", [(32, 32)], "cnn", CNN_THRESHOLD)
+    value, outcome = _train(student, context, record, *ref.GATE_MODELS["cnn"], "cnn", CNN_THRESHOLD)
     try:
         _activation_maps(context, value, outcome, fashion)
     except Exception as exc:  # maps are for the reports; they never decide a score
