@@ -145,3 +145,53 @@ def test_reference_cnn_is_built_once_per_filters() -> None:
     assert ref.reference_cnn([8]) is shared and ref.reference_cnn((16,)) is not shared
     fresh = ref._reference_cnn.__wrapped__((8,), 1234)  # what a first call builds: the same weights
     assert all((a == b).all() for a, b in zip(shared.get_weights(), fresh.get_weights(), strict=True))
+
+
+def _lab_models() -> dict[str, keras.Model]:
+    """Sequential models as students write them: with an Input, with a legacy input_shape, built later, compiled."""
+    layers = keras.layers
+    cnn = ref.reference_cnn((16, 32))
+    compiled = keras.Sequential([keras.Input((28, 28, 1)), layers.Flatten(), layers.Dense(10, activation="softmax")])
+    compiled.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    built_later = keras.Sequential([layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(), layers.Flatten(),
+                                    layers.Dense(10)], name="built_later")
+    built_later.build((None, 28, 28, 1))
+    legacy = keras.Sequential([layers.Flatten(input_shape=(28, 28)), layers.Dense(16), layers.Dense(10)])
+    unbuilt = keras.Sequential([layers.Flatten(), layers.Dense(10)])
+    return {"cnn": cnn, "compiled": compiled, "built_later": built_later, "legacy": legacy, "unbuilt": unbuilt}
+
+
+@pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`:UserWarning")  # the legacy model, on purpose
+@pytest.mark.parametrize("name", ["cnn", "compiled", "built_later", "legacy", "unbuilt"])
+def test_one_build_gives_the_model_keras_deserialisation_gives(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from grader import sequential_config
+
+    original = _lab_models()[name]
+    builds: list[str] = []
+    real = keras.Sequential._maybe_rebuild
+    monkeypatch.setattr(keras.Sequential, "_maybe_rebuild", lambda self: builds.append(self.name) or real(self))
+    keras.utils.set_random_seed(7)
+    slow = keras.models.model_from_json(original.to_json())
+    slow_builds, builds[:] = len(builds), []
+    keras.utils.set_random_seed(7)
+    fast = sequential_config.from_json_config(json.loads(original.to_json()))
+    assert fast is not None
+    assert len(builds) <= 1 < slow_builds or len(original.layers) <= 1
+    assert fast.to_json() == slow.to_json()
+    assert [layer.name for layer in fast.layers] == [layer.name for layer in slow.layers]
+    assert fast.built == slow.built and fast.compiled == slow.compiled
+    if slow.compiled:
+        assert fast.get_compile_config() == slow.get_compile_config()
+    assert [w.shape for w in fast.get_weights()] == [w.shape for w in slow.get_weights()]
+    assert all((a == b).all() for a, b in zip(fast.get_weights(), slow.get_weights(), strict=True))
+
+
+def test_other_configs_are_left_to_keras() -> None:
+    from grader import sequential_config
+
+    config = json.loads(ref.reference_cnn((8,)).to_json())
+    functional = json.loads(keras.Model(*(lambda x: (x, keras.layers.Dense(2)(x)))(keras.Input((3,)))).to_json())
+    for other in (functional, {**config, "class_name": "Model"}, {**config, "shared_object_id": 1},
+                  {**config, "config": {**config["config"], "extra": 1}}, "text", None):
+        assert sequential_config.from_json_config(other) is None
+    assert sequential_config.from_json(json.dumps(functional)).__class__.__name__ == "Functional"

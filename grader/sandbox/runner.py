@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from grader import sequential_config
 from grader.sandbox.protocol import ModelPayload, ModelSpec
 
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -159,11 +160,7 @@ def model_to_spec(value: Any) -> ModelSpec | None:
 
 def payload_to_model(payload: ModelPayload) -> Any:
     """Rebuild a model the judge sent: built-in layers only (safe mode), its weights, its compile."""
-    import json
-
-    import keras
-
-    model = keras.saving.deserialize_keras_object(json.loads(payload.json_config), safe_mode=True)
+    model = sequential_config.from_json(payload.json_config, safe_mode=True)
     model.set_weights(payload.weights)
     if payload.compile_config:
         model.compile_from_config(payload.compile_config)

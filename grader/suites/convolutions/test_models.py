@@ -146,9 +146,9 @@ def check_compile_settings(student: Any) -> None:
 
 
 def _uncompiled(model: Any) -> Any:
-    import keras
+    from grader.sequential_config import from_json
 
-    fresh = keras.models.model_from_json(model.to_json())
+    fresh = from_json(model.to_json())
     fresh.set_weights(model.get_weights())
     return fresh
 
