@@ -132,19 +132,31 @@ def _grade_on_worker(source: str, out_dir: str, options_json: dict[str, Any], su
     except OSError:
         pass
 
+    worker = _this_worker()  # progress also comes from a background training job's reader thread
+
     def progress(epoch: int, epochs: int, logs: dict[str, float]) -> None:
-        _publish({"id": submission_id, "epoch": epoch, "epochs": epochs})
+        _publish(worker, {"id": submission_id, "epoch": epoch, "epochs": epochs})
 
     with _ONE_AT_A_TIME:
         row = grade_to_folder(Path(source), folder, options, submission_id, progress=progress)
     return dataclasses.asdict(row)
 
 
-def _publish(message: dict[str, Any]) -> None:
+def _this_worker() -> Any:
+    """The Dask worker running this task (found from the task's own thread only), or None."""
     try:
         from distributed import get_worker
 
-        get_worker().log_event(PROGRESS_TOPIC, message)
+        return get_worker()
+    except Exception:  # noqa: BLE001 - not in a worker: no progress to publish
+        return None
+
+
+def _publish(worker: Any, message: dict[str, Any]) -> None:
+    """Worker.log_event may be called from any thread (it hands other threads' events to its loop)."""
+    try:
+        if worker is not None:
+            worker.log_event(PROGRESS_TOPIC, message)
     except Exception:  # noqa: BLE001 - progress is cosmetic; never fail a grading over it
         pass
 

@@ -171,3 +171,28 @@ def test_a_failed_task_gets_a_record_final_only_when_the_submission_is_to_blame(
         assert len(record["checks"]) == kept_checks
         assert words in " ".join(record["messages"]) and "from the earlier run" not in record["messages"]
         assert (out / name / "report.html").is_file()
+
+
+def _progress_from_another_thread(topic: str) -> bool:
+    """Runs as a task: publishes one event from a thread of its own, as a background training job's reader does."""
+    from grader import distributed as grader_distributed
+
+    worker = grader_distributed._this_worker()
+    thread = threading.Thread(target=grader_distributed._publish, args=(worker, {"epoch": 1, "epochs": 5}))
+    thread.start()
+    thread.join()
+    return worker is not None
+
+
+def test_progress_published_from_another_thread_reaches_the_client(cluster: Any) -> None:
+    from grader.distributed import PROGRESS_TOPIC, _this_worker
+
+    assert _this_worker() is None  # not in a task
+    seen: list[Any] = []
+    with distributed.Client(cluster) as client:
+        client.subscribe_topic(PROGRESS_TOPIC, seen.append)
+        assert client.submit(_progress_from_another_thread, PROGRESS_TOPIC, pure=False).result(timeout=60)
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert [(event[1]["epoch"], event[1]["epochs"]) for event in seen] == [(1, 5)]
