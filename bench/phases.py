@@ -3,10 +3,11 @@
 Grades one submission in this process (as a batch worker does: hidden checks included) and prints
 the time of each phase: importing the judge, the sandbox's start until it answers (TensorFlow's
 import and the lock-down), the suites exercise by exercise with their slowest checks, the judge's
-own training, and writing the reports. For the bench's figures use bench/run.py; this is for finding
-what to make faster. With --full the accuracy gates run too (an empty --cache trains both models).
-With --warm the submission is graded once unmeasured first, so the figures are those of a batch
-worker's later submissions: the judge's imports done and the training cache filled.
+own training or the gates' wait for the background training job, and writing the reports. For the
+bench's figures use bench/run.py; this is for finding what to make faster. With --full the accuracy
+gates run too (an empty --cache trains both models). With --warm the submission is graded once
+unmeasured first, so the figures are those of a batch worker's later submissions: the judge's imports
+done and the training cache filled.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
+    import grader.background_training as background_training
     import grader.judge as judge
     import grader.sandbox.client as client
     import grader.training as training
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     spans: dict[str, float] = collections.defaultdict(float)
     _timed(client.Sandbox, "_await_ready", spans)
     _timed(training, "_train_now", spans)
+    _timed(background_training, "wait", spans)
     _timed(training.TrainingCache, "get", spans)
     result = judge.grade(args.submission, options)
     graded = time.perf_counter()
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     for exercise, seconds in sorted(by_exercise.items(), key=lambda item: -item[1]):
         print(f"    {exercise:54} {seconds:7.2f} s")
     print(f"{'    of which the checks waited for the sandbox to start':58} {spans['_await_ready']:7.2f} s")
+    print(f"{'    of which the gates waited for the training job':58} {spans['wait']:7.2f} s")
     print(f"{'    of which the judge trained (grader.training._train_now)':58} {spans['_train_now']:7.2f} s")
     print(f"{'    of which it read the training cache':58} {spans['get']:7.2f} s")
     rest = graded - imported - checks_total
