@@ -131,7 +131,7 @@ def test_the_accuracy_gates_run_last_and_keep_their_numbers(tmp_path: Path) -> N
                    f"    with open({str(ran)!r}, 'a') as log:\n        log.write('{name}\\n')\n")
     (tmp_path / "pytest.ini").write_text("[pytest]\npython_functions = check_*\nmarkers = grader_check\n",
                                           encoding="utf-8")
-    (tmp_path / "test_tiny.py").write_text(source, encoding="utf-8")
+    (tmp_path / "test_gate_order.py").write_text(source, encoding="utf-8")  # a module name of its own
     plugin = GraderPlugin(GradingContext(student=None))
     judge._run_suites(plugin, tmp_path)
     assert {r.name: (r.number, r.status) for r in plugin.results.values()} == {
