@@ -96,7 +96,7 @@ def rebuild(json_config: str, input_shape: tuple[int, ...] = (28, 28, 1)) -> ker
     if data.get("class_name") not in ALLOWED_MODELS:
         raise ModelRejected(f"expected a keras.Sequential model; received a {data.get('class_name')!r}.")
     try:
-        model = sequential_config.from_json_config(data) or keras.models.model_from_json(json.dumps(data))
+        model = sequential_config.deserialize(data)  # what keras.models.model_from_json does, built once
     except Exception as exc:  # Keras raises many types on bad configs
         raise ModelRejected(f"Keras could not rebuild the model from its config: {_short(exc)}") from None
     if not isinstance(model, keras.Model):

@@ -44,15 +44,19 @@ def from_json_config(data: Any, *, safe_mode: bool = True) -> Any:
     return model
 
 
-def from_json(json_config: str, *, safe_mode: bool = True) -> Any:
-    """keras.models.model_from_json(json_config), built once where it is a plain Sequential config."""
-    data = json.loads(json_config)
+def deserialize(data: Any, *, safe_mode: bool = True) -> Any:
+    """Keras' deserialisation of a parsed model config, built once where it is a plain Sequential config."""
     model = from_json_config(data, safe_mode=safe_mode)
     if model is None:
         from keras.src.saving import serialization_lib
 
         model = serialization_lib.deserialize_keras_object(data, safe_mode=safe_mode)
     return model
+
+
+def from_json(json_config: str, *, safe_mode: bool = True) -> Any:
+    """keras.models.model_from_json(json_config), built once where it is a plain Sequential config."""
+    return deserialize(json.loads(json_config), safe_mode=safe_mode)
 
 
 def _plain_sequential(data: Any) -> bool:
