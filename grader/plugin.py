@@ -78,8 +78,7 @@ class GraderPlugin:
             config.hook.pytest_deselected(items=drop)
         # The accuracy gates run last, numbered where they belong: what they train starts training in the
         # background when the session starts (grader.background_training) and is ready by then.
-        items[:] = [it for it in keep if "accuracy" not in _spec(it).tags] + \
-                   [it for it in keep if "accuracy" in _spec(it).tags]
+        items[:] = sorted(keep, key=lambda it: "accuracy" in _spec(it).tags)  # stable: the others keep their order
 
     # --- dependencies ----------------------------------------------------------------------------
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
