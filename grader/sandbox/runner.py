@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from grader import sequential_config
+from grader import seeding, sequential_config
 from grader.sandbox.protocol import ModelPayload, ModelSpec
 
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -129,15 +129,15 @@ def _safe_str(exc: BaseException) -> str:
 
 
 def seed_everything(seed: int) -> None:
-    """The same seed before every request: results do not depend on what ran before."""
+    """The same seed before every request: results do not depend on what ran before (TensorFlow's kernel
+    cache is kept: see grader/seeding.py)."""
     seed %= 2**32
     random.seed(seed)
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed(seed)
-    keras = sys.modules.get("keras")
-    if keras is not None:
-        keras.utils.set_random_seed(seed)
+    if "keras" in sys.modules:
+        seeding.seed_keeping_caches(seed)
 
 
 def model_to_spec(value: Any) -> ModelSpec | None:
