@@ -8,8 +8,10 @@ activation is refused with a clear message instead of being deserialised.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,7 +128,29 @@ def rebuild_shared(json_config: str, input_shape: tuple[int, ...] = (28, 28, 1))
 
 @functools.lru_cache(maxsize=SHARED_MODELS)
 def _rebuilt(json_config: str, input_shape: tuple[int, ...]) -> keras.Model:
-    return rebuild(json_config, input_shape)
+    try:
+        with _without_variable_values():
+            return rebuild(json_config, input_shape)
+    except ModelRejected:  # e.g. a variable Keras creates from a value, which a stateless scope refuses
+        return rebuild(json_config, input_shape)  # as it would be built anywhere else (or refused again)
+
+
+@contextlib.contextmanager
+def _without_variable_values() -> Iterator[None]:
+    """Build models whose variables have shapes but no values: Keras' stateless scope defers creating them
+    (TensorFlow variables and their initialisers: ~2/3 of a rebuild). For models that are only read (layers,
+    output shapes, parameter counts). Keras refuses some builds in that scope (a variable made from a value, not
+    an initialiser; a compiled config's metrics do); the caller then rebuilds as usual. Keras queues deferred
+    variables to be created when the next top-level stateless scope ends (e.g. in a later compute_output_spec);
+    ours are taken off that queue again."""
+    from keras.src.backend.common import global_state
+
+    queued = list(global_state.get_global_attribute("uninitialized_variables") or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", queued)
 
 
 def compile_from(model: keras.Model, compile_config: dict[str, Any] | None) -> keras.Model:

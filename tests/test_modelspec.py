@@ -131,6 +131,27 @@ def test_rebuild_shared_builds_each_config_once_per_process() -> None:
     assert describe(first) == ref.expected_cnn((8,))
 
 
+@pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`:UserWarning")  # the legacy model, on purpose
+@pytest.mark.parametrize("name", ["cnn", "compiled", "built_later", "legacy", "unbuilt"])
+def test_shared_models_read_as_rebuilt_ones_without_variable_values(name: str) -> None:
+    """rebuild_shared's models are only read: same layers, shapes and counts as rebuild's, no variable created,
+    and none left queued for Keras to create later."""
+    from keras.src.backend.common import global_state
+
+    config = _lab_models()[name].to_json()
+    own = rebuild(config)
+    shared = rebuild_shared(config + " ")  # a config text of its own: built now, not taken from the cache
+    assert describe(shared) == describe(own) and shared.count_params() == own.count_params()
+    assert [w.shape for w in shared.weights] == [w.shape for w in own.weights]
+    with keras.StatelessScope():  # where Keras creates the variables queued so far
+        pass
+    assert not global_state.get_global_attribute("uninitialized_variables")
+    assert all(w._value is not None for w in own.weights)
+    deferred = [w._value is None for w in shared.weights]
+    assert all(deferred) or not any(deferred)
+    assert all(deferred) == (not own.compiled)  # a compiled config's metrics refuse the scope: built as usual
+
+
 def test_rebuild_shared_refuses_a_bad_config_every_time() -> None:
     config = json.loads(_cnn((8,)).to_json())
     config["config"]["layers"][1]["class_name"] = "Lambda"
