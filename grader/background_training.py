@@ -90,8 +90,7 @@ class _Job:
 def start(models: list[tuple[str, dict[str, Any] | None]], recipe: Recipe, cache: TrainingCache | None,
           progress: Progress | None = None) -> bool:
     """Train these (json_config, compile_config) pairs in a background job, in this order, unless the cache
-    already holds them, a job of this process already has them or another process is training them (its lock
-    is held: the gate then waits for that entry). True if a job was started."""
+    already holds them or a job of this process already has them. True if a job was started."""
     from grader.data import load_fashion_mnist
     from grader.training import cache_key
 
@@ -104,8 +103,6 @@ def start(models: list[tuple[str, dict[str, Any] | None]], recipe: Recipe, cache
         for json_config, compile_config in models:
             key = cache_key(json_config, compile_config, recipe, checksum)
             if key in running or cache.has(key) or any(m["key"] == key for m in wanted):
-                continue
-            if cache.busy(key):  # another grader is training it: the gate waits for its entry instead
                 continue
             wanted.append({"key": key, "json": json_config, "compile": compile_config, "recipe": asdict(recipe)})
         if not wanted:

@@ -103,20 +103,6 @@ class TrainingCache:
         """Whether an entry for key is there (not verified: get() does that)."""
         return self._paths(key)[0].exists()
 
-    def busy(self, key: str) -> bool:
-        """Whether a process holds `key`'s lock now, i.e. is training it."""
-        lock_path = self._paths(key)[0].with_suffix(".lock")
-        try:
-            with open(lock_path, "rb") as handle:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return True
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        except OSError:  # no lock file: nobody has trained it here yet
-            return False
-        return False
-
     def get(self, key: str, need_weights: bool = False) -> TrainingOutcome | None:
         meta_path, weights_path = self._paths(key)
         try:

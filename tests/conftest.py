@@ -115,33 +115,3 @@ def solution_copy(tmp_path: Path) -> Iterator[Path]:
     target = tmp_path / "submission"
     shutil.copytree(SOLUTIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
     yield target
-
-
-@pytest.fixture
-def hold_lock() -> Callable[..., Any]:
-    """hold_lock(cache, key, seconds=None): a context in which another process holds `key`'s training lock,
-    as a grader training that model would; with `seconds`, it lets go by itself after that long."""
-    import contextlib
-    import subprocess
-
-    script = ("import fcntl,sys,time; h=open(sys.argv[1],'a+'); fcntl.flock(h,fcntl.LOCK_EX); print('held',flush=True);"
-              " time.sleep(float(sys.argv[2])) if sys.argv[2] else sys.stdin.read()")
-
-    @contextlib.contextmanager
-    def hold(cache: Any, key: str, seconds: float | None = None) -> Iterator[None]:
-        lock_path = cache._paths(key)[0].with_suffix(".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        timed = "" if seconds is None else str(seconds)
-        holder = subprocess.Popen([sys.executable, "-c", script, str(lock_path), timed],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        try:
-            assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
-            yield
-        finally:
-            if holder.stdin is not None:
-                holder.stdin.close()  # lets go (when not already timed)
-            holder.wait(timeout=30)
-            if holder.stdout is not None:
-                holder.stdout.close()
-
-    return hold

@@ -83,17 +83,6 @@ def test_nothing_starts_for_what_the_cache_holds_or_a_job_already_has(tmp_path: 
     assert list(job.done) == [training.cache_key(*other, SMALL, load_fashion_mnist().checksum)]
 
 
-def test_nothing_starts_for_a_model_another_process_is_training(tmp_path: Path, hold_lock: Any) -> None:
-    cache = TrainingCache(tmp_path)
-    model = _model()
-    key = training.cache_key(*model, SMALL, load_fashion_mnist().checksum)
-    with hold_lock(cache, key):
-        assert cache.busy(key)
-        assert not background_training.start([model], SMALL, cache)  # the gate will wait for that entry
-    assert not cache.busy(key)
-    assert background_training.start([model], SMALL, cache)
-
-
 def test_a_model_the_job_cannot_train_is_trained_and_reported_by_the_judge(tmp_path: Path,
                                                                            no_training_here: list[str]) -> None:
     cache = TrainingCache(tmp_path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
 
 import keras
 import pytest
@@ -96,17 +95,6 @@ def test_concurrent_writers_train_once(tmp_path: Path) -> None:
         thread.join()
     assert sorted(o.cached for o in outcomes) == [False, True, True]
     assert len({o.test_accuracy for o in outcomes}) == 1
-
-
-def test_busy_while_another_process_holds_the_lock(tmp_path: Path, hold_lock: Any) -> None:
-    cache = TrainingCache(tmp_path)
-    assert not cache.busy("ab12")  # never locked: no lock file yet
-    with cache.lock("ab12"):
-        pass
-    assert not cache.busy("ab12")  # a lock file, nobody holding it
-    with hold_lock(cache, "ab12"):
-        assert cache.busy("ab12")
-    assert not cache.busy("ab12")
 
 
 def test_wilson_interval_brackets_the_accuracy() -> None:
