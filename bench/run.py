@@ -69,7 +69,6 @@ class Bench:
     def __init__(self, folder: Path, quiet_wait: float) -> None:
         self.folder = folder
         self.env = _environment(folder)
-        self.runs: dict[str, Run] = {}
         self.quiet_wait = quiet_wait
 
     def run(self, key: str, label: str, command: list[str]) -> Run:
@@ -82,17 +81,11 @@ class Bench:
         result = run(label, command, self.env, ROOT, log=self.folder / f"{key}.log")
         print(f"    {result.seconds:.1f} s, peak {result.peak_bytes / GIB:.2f} GiB, other processes used "
               f"{result.other_cores:.2f} cores meanwhile", file=sys.stderr, flush=True)
-        self.runs[key] = result
         return result
 
     def median(self, key: str, label: str, command: list[str], repeat: int) -> Run:
         results = [self.run(f"{key}-{n}", label, command) for n in range(repeat)]
-        seconds = statistics.median(r.seconds for r in results)
-        peak = max(results, key=lambda r: r.peak_bytes)
-        merged = Run(label, seconds, peak.peak_tree_bytes, peak.peak_single_bytes, 0, results[-1].output_tail,
-                     max(r.other_cores for r in results))
-        self.runs[key] = merged
-        return merged
+        return _merged(results, statistics.median(r.seconds for r in results))
 
 
 def _environment(folder: Path) -> dict[str, str]:
@@ -177,7 +170,7 @@ def slow(bench: Bench) -> list[Row]:
             other_cores=keras_mean.other_cores),
         _ratio("(b) full grade (empty cache) / plain Keras", grade[0], keras_mean, "<= 1.3x",
                lambda r: r <= 1.3),
-        _memory("(e) full grade peak memory", _mean(grade), 4),
+        _memory("(e) full grade peak memory", grade_mean, 4),
         _ratio(f"(c) batch of {BATCH_SIZE}, --jobs 1{_both(batch_j1)} / one full grade{_both(grade)}", j1_mean,
                grade_mean, "<= 2x", lambda r: r <= 2),
         _ratio(f"(c) batch of {BATCH_SIZE}, --jobs 2 / --jobs 1", batch_j2, j1_mean, "<= 1x", lambda r: r <= 1),
@@ -190,10 +183,14 @@ def slow(bench: Bench) -> list[Row]:
 
 
 def _mean(runs: list[Run]) -> Run:
-    """One figure from runs of the same command: the mean time, the highest peak and the worst other load."""
+    return _merged(runs, statistics.fmean(r.seconds for r in runs))
+
+
+def _merged(runs: list[Run], seconds: float) -> Run:
+    """One figure from runs of the same command: the given time, the highest peak and the worst other load."""
     peak = max(runs, key=lambda r: r.peak_bytes)
-    return Run(runs[0].label, statistics.fmean(r.seconds for r in runs), peak.peak_tree_bytes,
-               peak.peak_single_bytes, 0, runs[-1].output_tail, max(r.other_cores for r in runs))
+    return Run(runs[0].label, seconds, peak.peak_tree_bytes, peak.peak_single_bytes, 0, runs[-1].output_tail,
+               max(r.other_cores for r in runs))
 
 
 def _both(runs: list[Run]) -> str:
