@@ -38,6 +38,7 @@ from grader.sandbox import (
     SandboxMemoryError,
     SandboxTimeout,
     StudentError,
+    client,
     procs,
     protocol,
 )
@@ -89,8 +90,33 @@ def drivers_on_path() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(params=["spawned", "forked"])
+def origin(request: pytest.FixtureRequest) -> Iterator[str]:
+    """How make_sandbox's sandboxes start: "spawned" (a new process through unshare, as for one
+    grading) or "forked" (from the zygote a batch worker keeps: client.keep_spare_sandbox)."""
+    if request.param == "forked":
+        if not ROOT:
+            pytest.skip("checks the root-mode isolation (run as root, as CI does)")
+        client.keep_spare_sandbox(True)
+    yield request.param
+    if request.param == "forked":
+        client.keep_spare_sandbox(False)
+        client._spares.discard()
+
+
 @pytest.fixture
-def make_sandbox(drivers_on_path: None) -> Iterator[Callable[..., Sandbox]]:
+def make_sandbox(drivers_on_path: None, origin: str) -> Iterator[Callable[..., Sandbox]]:
+    """Sandboxes on the student fixture; every test that uses it runs once per origin."""
+    yield from _maker(origin)
+
+
+@pytest.fixture
+def make_spawned(drivers_on_path: None) -> Iterator[Callable[..., Sandbox]]:
+    """Sandboxes on the student fixture, started without spares unless the test asks for them."""
+    yield from _maker("spawned")
+
+
+def _maker(origin: str) -> Iterator[Callable[..., Sandbox]]:
     made: list[Sandbox] = []
 
     def make(limits: Limits = SMALL, **options: Any) -> Sandbox:
@@ -99,6 +125,8 @@ def make_sandbox(drivers_on_path: None) -> Iterator[Callable[..., Sandbox]]:
         options.setdefault("preload", FAST)
         options.setdefault("hide", [REPO, Path.home()])
         options.setdefault("drivers", "sandbox_drivers")
+        if origin == "forked" and options.get("isolation") != "none":
+            _start_zygote(options)
         sandbox = Sandbox(STUDENT, limits, **options)
         made.append(sandbox)
         return sandbox
@@ -109,6 +137,18 @@ def make_sandbox(drivers_on_path: None) -> Iterator[Callable[..., Sandbox]]:
         sandbox.close()
         if uid:
             assert _processes_of(uid) == [], "close() must leave no process of the sandbox behind"
+        forkable = sandbox.seed == 0 and sandbox.preload == FAST and sandbox.isolation != "none"
+        if origin == "forked" and sandbox.starts and forkable:
+            assert sandbox.spares_used == sandbox.starts, "every start must have been forked"
+
+
+def _start_zygote(options: dict[str, Any]) -> None:
+    """A first sandbox with these options starts the zygote that the next ones fork from."""
+    mode = options.get("isolation") or "root"
+    if client._spares._zygote is None or client._spares._zygote[0][0] != mode:
+        with Sandbox(STUDENT, SMALL, **options) as first:
+            first.start()
+    assert client._spares._zygote is not None and client._spares._zygote[0][0] == mode
 
 
 @pytest.fixture(scope="module")
@@ -503,30 +543,66 @@ def test_runs_as_an_unprivileged_fresh_user(shared: Sandbox) -> None:
     assert shared.call("behave", "late_import") == "email.mime.text"  # Python still works
 
 
-def test_a_spare_started_ahead_serves_the_next_sandbox_alike(make_sandbox: Callable[..., Sandbox]) -> None:
-    """A batch worker keeps one server started ahead (keep_spare_sandbox): it imports the heavy libraries
-    before it knows its submission, and the next Sandbox configures it. Isolation and answers are those of
+@pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "process"])
+def test_a_spare_started_ahead_serves_the_next_sandbox_alike(make_spawned: Callable[..., Sandbox],
+                                                              zygote: bool) -> None:
+    """A batch worker keeps a server started ahead (keep_spare_sandbox): a zygote that imported the heavy
+    libraries once and forks one per sandbox, or (without the zygote) a process that imports them before it
+    knows its submission. Either way the next Sandbox configures it, and isolation and answers are those of
     a server started for that Sandbox: its own fresh uid, the lock-down, the hidden paths."""
-    from grader.sandbox import client
-
     client.keep_spare_sandbox(True)
+    client._spares.use_zygote = zygote
     try:
-        first = make_sandbox()
+        first = make_spawned()
         assert first.call("behave", "quick", 3) == 6 and first.spares_used == 0
-        second = make_sandbox()
+        assert (client._spares._zygote is not None) is zygote
+        second, third = make_spawned(), make_spawned()
         identity = second.call("behave", "identity")
-        assert second.spares_used == 1
+        assert third.call("behave", "quick", 1) == 2
+        assert second.spares_used == third.spares_used == 1
         assert identity["uid"] == identity["euid"] == second.info["uid"] >= 60000
-        assert identity["uid"] != first.info["uid"]
+        assert len({first.info["uid"], second.info["uid"], third.info["uid"]}) == 3
         assert identity["cwd"] == "/tmp/work" and "behave.py" in identity["files"]
+        assert identity["processes"] == [1, identity["pid"]]  # its own pid namespace
         assert second.call("behave", "look", str(REPO)) == {"listing": []}
         assert second.call("behave", "quick", 5) == 10
         with pytest.raises(StudentError, match="ZeroDivisionError"):  # student errors come back as before
             second.call("behave", "nested_failure")
     finally:
         client.keep_spare_sandbox(False)
+        client._spares.use_zygote = True
         client._spares.discard()
-    assert client._spares.take(("root", 0, FAST)) is None
+    assert client._spares.take(("root", 0, FAST), Limits()) is None
+
+
+def test_the_sandbox_holds_no_descriptor_but_its_pipes(make_sandbox: Callable[..., Sandbox]) -> None:
+    """Forked or spawned, the server inherits nothing of its starter: stdin from /dev/null, its output and
+    protocol pipes, and no socket (the zygote's to its client stays out)."""
+    sandbox = make_sandbox()
+    found = dict(sandbox.call("behave", "open_descriptors"))
+    assert found[0] == "/dev/null" and found[1].startswith("pipe:") and found[2].startswith("pipe:")
+    others = [target for fd, target in found.items() if fd > 2]
+    assert len(others) == 2 and all(target.startswith("pipe:") for target in others), found
+
+
+def test_a_failed_zygote_falls_back_to_spare_processes(make_spawned: Callable[..., Sandbox]) -> None:
+    """A zygote that died (or could not import) costs nothing but its speed: the sandbox that wanted a
+    fork starts the usual way, and this process keeps spares as processes from then on."""
+    client.keep_spare_sandbox(True)
+    try:
+        make_spawned().start()
+        key, zygote, _ = client._spares._zygote  # type: ignore[misc]
+        zygote.popen.kill()
+        zygote.popen.wait()
+        second = make_spawned()
+        assert second.call("behave", "quick", 2) == 4 and second.spares_used == 0
+        assert key in client._spares._zygote_failed and client._spares._zygote is None
+        third = make_spawned()
+        assert third.call("behave", "quick", 3) == 6 and third.spares_used == 1  # a process spare
+    finally:
+        client.keep_spare_sandbox(False)
+        client._spares.discard()
+        client._spares._zygote_failed.clear()
 
 
 @pytest.fixture
@@ -584,27 +660,41 @@ def test_hidden_file_reads_empty(make_sandbox: Callable[..., Sandbox], outside_d
 
 
 @needs_root
-def test_sandbox_dies_with_its_judge(tmp_path: Path) -> None:
-    """A judge killed mid-call (SIGKILL, no clean-up) takes its sandbox with it."""
+@pytest.mark.parametrize("spares", [False, True], ids=["spawned", "forked"])
+def test_sandbox_dies_with_its_judge(tmp_path: Path, spares: bool) -> None:
+    """A judge killed mid-call (SIGKILL, no clean-up) takes its sandbox with it, and its zygote."""
     script = tmp_path / "judge.py"
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path[:0] = [{str(REPO)!r}]
-        from grader.sandbox import Sandbox
+        from grader.sandbox import Sandbox, client
+        client.keep_spare_sandbox({spares!r})
+        Sandbox({str(STUDENT)!r}, preload=("numpy",)).start()
         sandbox = Sandbox({str(STUDENT)!r}, preload=("numpy",))
-        print(sandbox.call("behave", "identity")["uid"], flush=True)
+        held = client._spares._zygote
+        print(sandbox.call("behave", "identity")["uid"], held[1].popen.pid if held else 0, flush=True)
         sandbox.call("behave", "sleep_forever", timeout=600)
     """))
     with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as judge:
         try:
-            uid = int(judge.stdout.readline())  # type: ignore[union-attr]
+            uid, zygote = map(int, judge.stdout.readline().split())  # type: ignore[union-attr]
             assert _processes_of(uid)
+            assert bool(zygote) is spares
         finally:
             judge.kill()
     deadline = time.monotonic() + 10
-    while _processes_of(uid) and time.monotonic() < deadline:
+    while (_processes_of(uid) or zygote and _alive(zygote)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _processes_of(uid) == []
+    assert not (zygote and _alive(zygote))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
 
 
 # ----------------------------------------------------------------------------- TensorFlow

@@ -42,6 +42,12 @@ gains nothing later; a student function can still tamper with the driver that is
 driver's observations deserve no more trust than the student's own return values. The Python
 installation, system libraries and /usr/share/datasets stay visible, read-only.
 
+A batch worker starts its sandboxes from a zygote (zygote.py): one process per worker that imported
+numpy/TensorFlow/Keras once and forks each sandbox, which then sets up the same namespaces itself (the
+``unshare`` steps above, by ``unshare(2)``) and goes on exactly as a started one; the tests run the
+sandbox's isolation checks on both kinds. What a forked sandbox shares with the others of its worker:
+the libraries' pages (copy-on-write) and their address layout.
+
 Without root, the same runs in an unprivileged user namespace (``userns``: no uid change; capabilities
 are dropped in the server's main thread only, so threads TensorFlow started earlier keep theirs:
 weaker). Where that fails too (``none``): an own session, rlimits, the client's watchdogs, and
@@ -77,6 +83,7 @@ from grader.sandbox.errors import (
 )
 from grader.sandbox.process import MODES, OutputTail, ProcessDied, SandboxProcess, choose_mode, sandbox_env
 from grader.sandbox.protocol import ProtocolError, decode_value, encode_frame, encode_value
+from grader.sandbox.zygote import Zygote, ZygoteError
 
 DEFAULT_PRELOAD = ("numpy", "tensorflow", "keras")
 STARTUP_TIMEOUT = 180.0
@@ -202,7 +209,7 @@ class Sandbox:
         self._discard()
         mode = self._mode = self._mode or choose_mode(self._forced)
         spare_key = (mode, self.seed, self.preload)  # what a spare must have been started with
-        spare = _spares.take(spare_key)
+        spare = _spares.take(spare_key, self.limits)
         config: dict[str, Any] = {
             "mode": mode, "reaper": mode != "none", "submission": str(self.submission_dir),
             "hide": self.hide, "tmp_size": self.limits.tmp_size, "memory": self.limits.memory,
@@ -435,14 +442,24 @@ class _Spares:
     """At most one sandbox server started ahead of need, for a process that grades one submission after
     another (a batch worker): it imports TensorFlow while the current submission is graded, and the next
     sandbox takes it, configured for its own submission only then. It has run nothing but the trusted
-    imports; the lock-down, the fresh uid and the submission all come with the configuration."""
+    imports; the lock-down, the fresh uid and the submission all come with the configuration.
+
+    In modes "root" and "userns" the spare comes from a zygote (zygote.py) instead: one process that
+    imported the libraries once and forks each spare when it is taken. Should the zygote fail, this
+    process goes back to starting spares as above."""
 
     def __init__(self) -> None:
         self.enabled = False
+        self.use_zygote = True
         self._lock = threading.Lock()
         self._held: tuple[tuple[Any, ...], SandboxProcess, str] | None = None
+        self._zygote: tuple[tuple[Any, ...], Zygote, str] | None = None
+        self._zygote_failed: set[tuple[Any, ...]] = set()
 
-    def take(self, key: tuple[Any, ...]) -> tuple[SandboxProcess, str] | None:
+    def take(self, key: tuple[Any, ...], limits: Limits) -> tuple[SandboxProcess, str] | None:
+        forked = self._fork(key, limits)
+        if forked is not None:
+            return forked
         with self._lock:
             held, self._held = self._held, None
         if held is None:
@@ -452,27 +469,67 @@ class _Spares:
         _close_spare(held[1], held[2])
         return None
 
+    def _fork(self, key: tuple[Any, ...], limits: Limits) -> tuple[SandboxProcess, str] | None:
+        with self._lock:
+            held = self._zygote
+        if held is None or held[0] != key:
+            return None
+        output = OutputTail(limits.output_tail)
+        try:
+            return SandboxProcess(key[0], None, {}, output, limits.memory, zygote=held[1]), ""
+        except ZygoteError:
+            with self._lock:
+                self._zygote_failed.add(key)
+                self._zygote = None
+            _close_zygote(held[1], held[2])
+            return None
+
     def replenish(self, key: tuple[Any, ...], limits: Limits) -> None:
         if not self.enabled:
+            return
+        mode, seed, preload = key
+        if self.use_zygote and mode != "none" and key not in self._zygote_failed:
+            self._replenish_zygote(key)
             return
         with self._lock:
             if self._held is not None:
                 return
             home = tempfile.mkdtemp(prefix="convgrader-boot-home-")
-            mode, seed, preload = key
             output = OutputTail(limits.output_tail)
             self._held = (key, SandboxProcess(mode, None, sandbox_env(home, seed), output, limits.memory,
                                               early=preload), home)
 
+    def _replenish_zygote(self, key: tuple[Any, ...]) -> None:
+        with self._lock:
+            held = self._zygote
+            if held is not None and held[0] == key and held[1].alive():
+                return
+            self._zygote = None
+        if held is not None:
+            _close_zygote(held[1], held[2])
+        mode, seed, preload = key
+        home = tempfile.mkdtemp(prefix="convgrader-boot-home-")
+        zygote = Zygote(sandbox_env(home, seed), preload)
+        with self._lock:
+            self._zygote = (key, zygote, home)
+
     def discard(self) -> None:
         with self._lock:
             held, self._held = self._held, None
+            zygote, self._zygote = self._zygote, None
         if held is not None:
             _close_spare(held[1], held[2])
+        if zygote is not None:
+            _close_zygote(zygote[1], zygote[2])
 
 
 def _close_spare(process: SandboxProcess, home: str) -> None:
     process.close()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _close_zygote(zygote: Zygote, home: str) -> None:
+    zygote.close()
     shutil.rmtree(home, ignore_errors=True)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from grader.sandbox import procs
 from grader.sandbox.protocol import FrameReader, ProtocolError, encode_frame
+from grader.sandbox.zygote import Forked, Zygote
 
 _NAMESPACES = ["--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount-proc"]
 MODES = {"root": "namespaces+uid", "userns": "userns", "none": "none"}
@@ -112,13 +113,30 @@ class SandboxProcess:
     """One running server: its pipes, its output drains and its memory watchdog."""
 
     def __init__(self, mode: str, config: dict[str, Any] | None, env: dict[str, str], output: OutputTail,
-                 memory_limit: int, early: Sequence[str] = ()) -> None:
+                 memory_limit: int, early: Sequence[str] = (), zygote: Zygote | None = None) -> None:
         """Start the server. With `config` None it waits for one (configure); `early` names the modules
-        it imports meanwhile: a spare, started ahead of the submission it will serve."""
+        it imports meanwhile: a spare, started ahead of the submission it will serve. With `zygote`
+        (a spare in mode "root" or "userns"), the spare is forked from it, `early` already imported
+        there; zygote.ZygoteError means that failed, and nothing was started."""
         self.mode = mode
         self.memory_exceeded: int | None = None
         self._reader = FrameReader()
         self._pending: collections.deque[Any] = collections.deque()
+        self.popen: subprocess.Popen[bytes] | Forked
+        if zygote is not None:
+            self.popen, self._request_w, self._reply_r, self._status_r = zygote.fork(mode)
+        else:
+            self._spawn(mode, config, env, early)
+        os.set_blocking(self._request_w, False)
+        self._drains = [_Drain(stream, output) for stream in (self.popen.stdout, self.popen.stderr)]
+        for drain in self._drains:
+            drain.start()
+        self.watchdog = procs.MemoryWatchdog(self.pids, memory_limit, self._over_memory)
+        self.watchdog.start()
+        if config is not None:
+            self.configure(config, memory_limit, output)
+
+    def _spawn(self, mode: str, config: dict[str, Any] | None, env: dict[str, str], early: Sequence[str]) -> None:
         request_r, self._request_w = os.pipe()
         self._reply_r, reply_w = os.pipe()
         self._status_r, status_w = os.pipe()
@@ -136,14 +154,6 @@ class SandboxProcess:
         finally:
             for fd in child_fds:
                 os.close(fd)
-        os.set_blocking(self._request_w, False)
-        self._drains = [_Drain(stream, output) for stream in (self.popen.stdout, self.popen.stderr)]
-        for drain in self._drains:
-            drain.start()
-        self.watchdog = procs.MemoryWatchdog(self.pids, memory_limit, self._over_memory)
-        self.watchdog.start()
-        if config is not None:
-            self.configure(config, memory_limit, output)
 
     def configure(self, config: dict[str, Any], memory_limit: int, output: OutputTail) -> None:
         """Send the configuration (once); from now on the output goes to `output`, within `memory_limit`."""
