@@ -22,7 +22,7 @@ from typing import Any
 
 from grader.sandbox import procs
 from grader.sandbox.protocol import FrameReader, ProtocolError, encode_frame
-from grader.sandbox.zygote import Forked, Zygote
+from grader.sandbox.zygote import Zygote
 
 _NAMESPACES = ["--mount", "--net", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--mount-proc"]
 MODES = {"root": "namespaces+uid", "userns": "userns", "none": "none"}
@@ -124,7 +124,8 @@ class SandboxProcess:
         self._pending: collections.deque[Any] = collections.deque()
         self.popen: subprocess.Popen[bytes] | Forked
         if zygote is not None:
-            self.popen, self._request_w, self._reply_r, self._status_r = zygote.fork(mode)
+            pid, pidfd, (self._request_w, self._reply_r, self._status_r, out, err) = zygote.fork(mode)
+            self.popen = Forked(pid, pidfd, out, err)
         else:
             self._spawn(mode, config, env, early)
         os.set_blocking(self._request_w, False)
@@ -272,6 +273,30 @@ class SandboxProcess:
                 raise ProcessDied()
             self._pending.extend(self._reader.feed(data))
         return self._pending.popleft()
+
+
+class Forked:
+    """A sandbox forked by the zygote, as SandboxProcess sees it: the part of subprocess.Popen it uses.
+    Its parent is the zygote, so a pidfd says when it has ended; its exit status comes through the
+    status pipe, as unshare's does."""
+
+    def __init__(self, pid: int, pidfd: int, stdout: int, stderr: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._pidfd = pidfd
+        self.stdout = os.fdopen(stdout, "rb", buffering=0)
+        self.stderr = os.fdopen(stderr, "rb", buffering=0)
+
+    def poll(self) -> int | None:
+        if self.returncode is None and _ready(self._pidfd, select.POLLIN, 0):
+            self.returncode = 0
+            os.close(self._pidfd)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and not _ready(self._pidfd, select.POLLIN, 86400.0 if timeout is None else timeout):
+            raise subprocess.TimeoutExpired("forked sandbox", timeout or 0)
+        return self.poll() or 0
 
 
 def _ready(fd: int, events: int, timeout: float) -> bool:

@@ -20,7 +20,7 @@ What a forked spare is, step by step, and why it is the same sandbox as one star
   mount private and mounts a fresh /proc (``--mount-proc``), then runs the sandbox server exactly as a
   spare started by process.SandboxProcess does (server.main: reaper, configuration, lock-down).
 - The zygote answers with the child's pid and a pidfd for it, which is how the client tells whether it
-  still runs (the zygote, not the client, is its parent, and reaps it).
+  still runs (the zygote, not the client, is its parent, and reaps it): process.Forked.
 - A student's process never reaches the zygote: it lives in another pid namespace, and the socket was
   closed before the fork of pid 1.
 
@@ -42,13 +42,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grader.sandbox import lockdown
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
 _PR_SET_PDEATHSIG = 1
 _FDS = 5  # request, reply, status, stdout, stderr
 START_TIMEOUT = 120.0
@@ -56,37 +57,6 @@ START_TIMEOUT = 120.0
 
 class ZygoteError(Exception):
     """The zygote could not start or fork: the caller starts its spare the usual way."""
-
-
-class Forked:
-    """A forked spare as process.SandboxProcess sees it: the subset of subprocess.Popen it uses."""
-
-    def __init__(self, pid: int, pidfd: int, stdout: int, stderr: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-        self._pidfd = pidfd
-        self.stdout = os.fdopen(stdout, "rb", buffering=0)
-        self.stderr = os.fdopen(stderr, "rb", buffering=0)
-
-    def poll(self) -> int | None:
-        """0 once it has ended (its exit status comes through the status pipe, as with unshare)."""
-        if self.returncode is None and _exited(self._pidfd, 0):
-            self.returncode = 0
-            os.close(self._pidfd)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        if self.returncode is None and not _exited(self._pidfd, timeout):
-            raise subprocess.TimeoutExpired("forked sandbox", timeout or 0)
-        return self.poll() or 0
-
-
-def _exited(pidfd: int, timeout: float | None) -> bool:
-    import select
-
-    poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
-    return bool(poller.poll(-1 if timeout is None else max(0, int(timeout * 1000))))
 
 
 class Zygote:
@@ -118,8 +88,9 @@ class Zygote:
             raise ZygoteError(f"the zygote did not start: {hello.get('problem') or 'it ended'}")
         self._ready = True
 
-    def fork(self, mode: str) -> tuple[Forked, int, int, int]:
-        """A new spare: (process, request_w, reply_r, status_r), the client's ends of its pipes."""
+    def fork(self, mode: str) -> tuple[int, int, list[int]]:
+        """A new spare: its pid, a pidfd for it, and the client's ends of its pipes (request_w, reply_r,
+        status_r, stdout_r, stderr_r)."""
         self._await_greeting()
         pipes = [os.pipe() for _ in range(_FDS)]
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1], pipes[4][1]]
@@ -140,7 +111,7 @@ class Zygote:
         finally:
             for fd in theirs:
                 os.close(fd)
-        return Forked(reply["pid"], fds[0], ours[3], ours[4]), ours[0], ours[1], ours[2]
+        return reply["pid"], fds[0], ours
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -196,16 +167,15 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
         protocol = _settle_descriptors(fds)
-        libc = ctypes.CDLL(None, use_errno=True)
         if request["mode"] == "userns":
-            _unshare(libc, CLONE_NEWUSER)
+            _unshare(CLONE_NEWUSER)
             _write("/proc/self/setgroups", "deny")
             _write("/proc/self/uid_map", f"0 {int(request['uid'])} 1")
             _write("/proc/self/gid_map", f"0 {int(request['gid'])} 1")
-        _unshare(libc, CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+        _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
         first = os.fork()
         if first == 0:
-            _pid_one(libc, protocol)
+            _pid_one(protocol)
         for fd in (*protocol, 1, 2):  # only pid 1 and its children write to the pipes
             os.close(fd)
         while True:
@@ -221,13 +191,13 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:
     os._exit(status)
 
 
-def _pid_one(libc: Any, protocol: tuple[int, int, int]) -> None:
+def _pid_one(protocol: tuple[int, int, int]) -> None:
     status = 1
     try:
-        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:  # its parent is outside the
-            os._exit(1)  # namespace (getppid() says 0); the client kills both together anyway
-        _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
-        _mount(libc, "proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+        # Dies with its parent, which is outside the namespace (so getppid() says 0 and cannot tell).
+        lockdown._prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+        lockdown._mount(None, "/", None, lockdown.MS_REC | lockdown.MS_PRIVATE)
+        lockdown._mount("proc", "/proc", "proc", lockdown.MS_NOSUID | lockdown.MS_NODEV | lockdown.MS_NOEXEC)
         from grader.sandbox import server
 
         sys.argv = ["grader-sandbox", *map(str, protocol), "reaper;"]  # what a spare's argv says
@@ -259,25 +229,13 @@ def _settle_descriptors(fds: list[int]) -> tuple[int, int, int]:
     os.dup2(err, 2)
     keep = sorted({0, 1, 2, request, reply, status})
     for low, high in zip(keep, [*keep[1:], 1 << 16], strict=True):
-        os.closerange(low + 1, high)
-    for fd in (null, out, err):
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        os.closerange(low + 1, high)  # null, out and err among them (all above 2: the zygote's 0-2 are open)
     return request, reply, status
 
 
-def _unshare(libc: Any, flags: int) -> None:
-    if libc.unshare(flags) != 0:
+def _unshare(flags: int) -> None:
+    if lockdown._libc.unshare(flags) != 0:
         raise OSError(ctypes.get_errno(), f"unshare({flags:#x}) failed")
-
-
-def _mount(libc: Any, source: str | None, target: str, fstype: str | None, flags: int) -> None:
-    def encode(text: str | None) -> bytes | None:
-        return None if text is None else text.encode()
-
-    if libc.mount(encode(source), encode(target), encode(fstype), flags, None) != 0:
-        raise OSError(ctypes.get_errno(), f"mount {target} failed")
 
 
 def _write(path: str, text: str) -> None:
