@@ -38,7 +38,11 @@ class BatchOptions:
 
     def grade_options(self, hide: list[Path]) -> GradeOptions:
         return GradeOptions(skip_training=self.skip_training, run_hidden=True, limits=self.limits,
-                            cache_dir=self.cache_dir, seed=self.seed, hide=hide)
+                            cache_dir=self.cache_dir, seed=self.seed, hide=hide, ahead=self.cores_to_spare())
+
+    def cores_to_spare(self) -> bool:
+        """Whether each worker of this machine has a second core for a second sandbox (grader.ahead)."""
+        return self.scheduler is None and 2 * max(1, self.jobs) <= len(os.sched_getaffinity(0))
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import importlib
 import io
 import os
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 import grader
 from grader import background_training
+from grader.ahead import Ahead, Recorder, Request
 from grader.plugin import GraderPlugin, GradingContext
 from grader.results import SubmissionResult
 from grader.sandbox import Limits, Sandbox
@@ -38,6 +40,7 @@ class GradeOptions:
     progress: Callable[[int, int, dict[str, float]], None] | None = None
     on_partial: Callable[[SubmissionResult], None] | None = None  # called with the result so far, after each check
     assignment: str = ASSIGNMENT
+    ahead: bool = False  # run recorded driver requests in a second, forked sandbox (grader.ahead)
 
 
 def suite_dir(assignment: str = ASSIGNMENT) -> Path:
@@ -52,20 +55,26 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
     started = time.perf_counter()
     prepared = prepare_submission(Path(path), EXPECTED_MODULES)
     try:
-        sandbox = Sandbox(
-            prepared.directory,
-            options.limits,
-            hide=_paths_to_hide(Path(path), options),
-            drivers=f"grader.suites.{options.assignment}.drivers",
-            seed=options.seed,
-        )
+        def new_sandbox() -> Sandbox:
+            return Sandbox(
+                prepared.directory,
+                options.limits,
+                hide=_paths_to_hide(Path(path), options),
+                drivers=f"grader.suites.{options.assignment}.drivers",
+                seed=options.seed,
+            )
+
+        sandbox = new_sandbox()
         sandbox.start()  # TensorFlow starts in the sandbox while the judge imports it too
+        plan_key = (options.assignment, options.seed, options.skip_training, options.run_hidden, options.limits)
+        ahead = _start_ahead(sandbox, new_sandbox, _plans.get(plan_key)) if options.ahead else None
+        recorder = Recorder(_ahead_drivers(options.assignment)) if options.ahead else None
         _import_tensorflow_quietly()
         try:
             from grader.student import Student
 
             context = GradingContext(
-                student=Student(sandbox),
+                student=Student(sandbox, ahead=ahead, recorder=recorder),
                 skip_training=options.skip_training,
                 run_hidden=options.run_hidden,
                 cache=None if options.skip_training else TrainingCache(options.cache_dir),
@@ -78,7 +87,11 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
             isolation = getattr(sandbox, "isolation", "unknown")
         finally:
             background_training.stop_all()  # a model no gate waited for must not train into the next grading
+            if ahead is not None:
+                ahead.close()
             sandbox.close()
+        if recorder is not None:
+            _plans[plan_key] = recorder.requests
         checks = sorted(plugin.results.values(), key=lambda c: tuple(int(p) for p in c.number.split(".")))
         messages = list(prepared.messages)
         if isolation != "namespaces+uid":
@@ -102,6 +115,23 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
         )
     finally:
         prepared.cleanup()
+
+
+_plans: dict[tuple[Any, ...], list[Request]] = {}  # per kind of grading: the last one's requests to run ahead
+
+
+def _ahead_drivers(assignment: str) -> tuple[str, ...]:
+    """The drivers whose requests carry only the judge's own arguments (the suite's drivers.AHEAD)."""
+    module = importlib.import_module(f"grader.suites.{assignment}.drivers")
+    return tuple(getattr(module, "AHEAD", ()))
+
+
+def _start_ahead(sandbox: Sandbox, new_sandbox: Callable[[], Sandbox], plan: list[Request] | None) -> Ahead | None:
+    """A second sandbox running the last grading's recorded requests (grader.ahead), when there are some
+    and that sandbox would be forked from this process's zygote; else None."""
+    if not plan or not sandbox.would_fork():
+        return None
+    return Ahead(new_sandbox(), plan).start()
 
 
 PARTIAL_EVERY = 1.0  # seconds between two partial records of one grading

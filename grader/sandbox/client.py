@@ -186,6 +186,19 @@ class Sandbox:
             table = procs.snapshot()
             return sum(table[pid].rss for pid in self._process.pids(table) if pid in table)
 
+    def kill(self) -> None:
+        """Kill the server now, from any thread, without waiting for the request it runs (that request
+        fails as a crash). The sandbox stays usable: the next request starts a fresh server."""
+        process = self._process
+        if process is not None:
+            process.kill()
+
+    def would_fork(self) -> bool:
+        """Whether another sandbox like this one would start now by a fork of this process's zygote,
+        without importing TensorFlow again (see _Spares)."""
+        mode = self._mode or choose_mode(self._forced)
+        return _spares.would_fork((mode, self.seed, self.preload))
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -468,6 +481,11 @@ class _Spares:
             return held[1], held[2]
         _close_spare(held[1], held[2])
         return None
+
+    def would_fork(self, key: tuple[Any, ...]) -> bool:
+        with self._lock:
+            held = self._zygote
+        return held is not None and held[0] == key and held[1].alive()
 
     def _fork(self, key: tuple[Any, ...], limits: Limits) -> tuple[SandboxProcess, str] | None:
         with self._lock:

@@ -38,6 +38,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ class Zygote:
             theirs.close()
         self._socket.settimeout(START_TIMEOUT)
         self._ready = False  # it imports meanwhile; the first fork waits for its greeting
+        self._lock = threading.Lock()  # one fork at a time: a grading's two sandboxes may start together
 
     def _await_greeting(self) -> None:
         if self._ready:
@@ -91,6 +93,10 @@ class Zygote:
     def fork(self, mode: str) -> tuple[int, int, list[int]]:
         """A new spare: its pid, a pidfd for it, and the client's ends of its pipes (request_w, reply_r,
         status_r, stdout_r, stderr_r)."""
+        with self._lock:
+            return self._fork(mode)
+
+    def _fork(self, mode: str) -> tuple[int, int, list[int]]:
         self._await_greeting()
         pipes = [os.pipe() for _ in range(_FDS)]
         theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1], pipes[4][1]]

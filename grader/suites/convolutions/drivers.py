@@ -21,6 +21,12 @@ from grader.seeding import seed_keeping_caches
 
 Load = Callable[[str], Any]
 
+# The drivers whose arguments are only ever the judge's own (its models, Fashion-MNIST slices and options, never
+# a value a submission returned), and which run real fits: a batch worker sends one grading's requests to them
+# again, ahead, to a second sandbox of the next submission (grader.ahead). A driver given anything a submission
+# returned must stay out of this list: the request would carry one student's answer into another's sandbox.
+AHEAD = ("train_and_evaluate", "train_and_evaluate_stopping", "filter_experiment_spy")
+
 
 def _tiny_model() -> Any:
     """The model a driven callback is attached to, with stop_training cleared. One per sandbox process: the

@@ -10,7 +10,6 @@ experiments.py asked of it and got back: a mistake inherited from training.py is
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -42,12 +41,11 @@ def _data(fashion: Any, train_count: int, test_count: int) -> tuple[Data, Data]:
 
 def run_experiment(student: Any, fashion: Any, options: Any, sizes: tuple[int, int]) -> dict[str, Any]:
     train, test = _data(fashion, *sizes)
-    started = time.perf_counter()
-    outcome = student.drive("filter_experiment_spy", options, train, test, EPOCHS,
-                            module="experiments", function="filter_experiment")
+    outcome, seconds = student.drive_timed("filter_experiment_spy", options, train, test, EPOCHS,
+                                           module="experiments", function="filter_experiment")
     if not isinstance(outcome, dict) or "rows" not in outcome:
         raise Mismatch("the experiment driver returned something unexpected.", got=describe(outcome))
-    outcome["judge_seconds"] = time.perf_counter() - started
+    outcome["judge_seconds"] = seconds
     outcome["judge_train"] = train  # the judge's own copy, to evaluate the trained models with
     return outcome
 
