@@ -90,6 +90,7 @@ class Ahead:
         self._waiting: dict[str, deque[_Answer]] = {}
         for answer in self._queue:
             self._waiting.setdefault(answer.request.key, deque()).append(answer)
+        self.drivers = frozenset(request.driver for request in plan)
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="grader-ahead", daemon=True)
         self.taken = 0  # answers checks took from here

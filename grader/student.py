@@ -105,7 +105,7 @@ class Student:
     def _drive(self, driver: str, args: tuple[Any, ...], kwargs: dict[str, Any], blame: tuple[str, str],
                timeout: float | None) -> tuple[Any, float]:
         recording = self.recorder is not None and self.recorder.wants(driver)
-        if recording or self.ahead is not None:
+        if recording or (self.ahead is not None and driver in self.ahead.drivers):
             key = request_key(driver, args, kwargs)
             if recording:
                 self.recorder.add(Request(key, driver, args, dict(kwargs), blame, timeout))  # type: ignore[union-attr]
