@@ -120,7 +120,8 @@ def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: P
 @click.option("--skip-training", is_flag=True, help="Leave out the accuracy gates.")
 @click.option("--force", is_flag=True, help="Regrade submissions that already have results in --out.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Submissions graded in parallel.")
+              help="Submissions graded in parallel. With two cores per job, each job also runs the short "
+                   "fits of its checks ahead in a second sandbox.")
 @click.option("--scheduler", default=None, help="Address of a Dask scheduler (tcp://host:8786) to grade on a cluster.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_with(limit_options)
