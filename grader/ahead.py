@@ -118,8 +118,10 @@ class Ahead:
     def close(self) -> None:
         """Stop the second sandbox, also in the middle of a request, and wait for the thread."""
         self._closing.set()
-        self._sandbox.kill()
-        self._thread.join(_JOIN_SECONDS)
+        deadline = time.monotonic() + _JOIN_SECONDS
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._sandbox.kill()  # again while it lives: a request may have begun just as closing did
+            self._thread.join(0.2)
         self._sandbox.close()
 
     def _run(self) -> None:
