@@ -42,6 +42,7 @@ from grader.sandbox import (
     procs,
     protocol,
 )
+from grader.sandbox import process as sandbox_process
 from grader.sandbox.process import choose_mode
 from grader.sandbox.protocol import (
     MAX_FRAME,
@@ -835,3 +836,45 @@ def test_reduced_isolation_modes_still_work(make_sandbox: Callable[..., Sandbox]
         assert sandbox.call("behave", "look", str(REPO)) == {"listing": []}
         assert sandbox.call("behave", "connect", "1.1.1.1", 53).startswith("OSError")
         assert sandbox.call("behave", "identity")["processes"][0] == 1
+
+
+def test_a_forked_sandboxs_end_is_seen_by_two_threads_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory watchdog's thread and the caller both poll a forked sandbox when it is killed for its
+    memory (seen: both closed its pidfd, and the second close failed with EBADF)."""
+    import threading
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    read_out, write_out = os.pipe()
+    read_err, write_err = os.pipe()
+    os.close(write_out)
+    os.close(write_err)
+    pidfd = os.pidfd_open(os.getpid())  # a pidfd to close; slow_ready below says that it has ended
+    forked = sandbox_process.Forked(child.pid, pidfd, read_out, read_err)
+    ready = sandbox_process._ready
+
+    def slow_ready(fd: int, events: int, timeout: float) -> bool:
+        time.sleep(0.05)  # both threads get past the returncode check before either sets it
+        return True  # it has ended
+
+    monkeypatch.setattr(sandbox_process, "_ready", slow_ready)
+    errors: list[BaseException] = []
+
+    def poll() -> None:
+        try:
+            forked.poll()
+            forked.wait(1)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=poll) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    monkeypatch.setattr(sandbox_process, "_ready", ready)
+    forked.close()
+    forked.close()
+    assert errors == [] and forked.poll() == 0
+    forked.stdout.close()
+    forked.stderr.close()

@@ -215,6 +215,8 @@ class SandboxProcess:
 
     def close(self) -> None:
         self.kill()
+        if isinstance(self.popen, Forked):
+            self.popen.close()
         for fd in (self._request_w, self._reply_r, self._status_r):
             try:
                 os.close(fd)
@@ -283,20 +285,33 @@ class Forked:
     def __init__(self, pid: int, pidfd: int, stdout: int, stderr: int) -> None:
         self.pid = pid
         self.returncode: int | None = None
-        self._pidfd = pidfd
+        self._pidfd = pidfd  # open until close(): the memory watchdog's thread and the caller's poll it at once
+        self._lock = threading.Lock()
         self.stdout = os.fdopen(stdout, "rb", buffering=0)
         self.stderr = os.fdopen(stderr, "rb", buffering=0)
 
     def poll(self) -> int | None:
-        if self.returncode is None and _ready(self._pidfd, select.POLLIN, 0):
-            self.returncode = 0
-            os.close(self._pidfd)
-        return self.returncode
+        with self._lock:
+            if self.returncode is None and self._pidfd >= 0 and _ready(self._pidfd, select.POLLIN, 0):
+                self.returncode = 0
+            return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        if self.returncode is None and not _ready(self._pidfd, select.POLLIN, 86400.0 if timeout is None else timeout):
+        with self._lock:
+            pidfd = self._pidfd
+        if self.poll() is None and pidfd >= 0 and not _ready(pidfd, select.POLLIN,
+                                                             86400.0 if timeout is None else timeout):
             raise subprocess.TimeoutExpired("forked sandbox", timeout or 0)
         return self.poll() or 0
+
+    def close(self) -> None:
+        """Close the pidfd, once (after the sandbox was killed and waited for)."""
+        with self._lock:
+            if self._pidfd >= 0:
+                if self.returncode is None and _ready(self._pidfd, select.POLLIN, 0):
+                    self.returncode = 0
+                os.close(self._pidfd)
+                self._pidfd = -1
 
 
 def _ready(fd: int, events: int, timeout: float) -> bool:
