@@ -4,8 +4,8 @@ Design note
 ===========
 A grading whose models come from the training cache is a serial chain: the judge asks, the sandbox
 runs student code, the judge checks the answer and asks again, on one core at a time. More than half
-of the sandbox's time goes to a few drivers that run short real fits of Keras models (the training,
-experiments and callbacks exercises: ~4 s of ~7 s a grading on the lab's machine). Their arguments are
+of the sandbox's time goes to a few drivers that run short real fits of Keras models (the training and
+experiments exercises: ~3.5 s of ~7 s a grading on the lab's machine). Their arguments are
 the judge's own (its models, Fashion-MNIST slices, options; never a value a submission returned), so
 one grading sends them exactly as the one before it did. The suite's drivers module names them in
 ``AHEAD``.

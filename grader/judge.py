@@ -55,11 +55,13 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
     started = time.perf_counter()
     prepared = prepare_submission(Path(path), EXPECTED_MODULES)
     try:
+        hide = _paths_to_hide(Path(path), options)
+
         def new_sandbox() -> Sandbox:
             return Sandbox(
                 prepared.directory,
                 options.limits,
-                hide=_paths_to_hide(Path(path), options),
+                hide=hide,
                 drivers=f"grader.suites.{options.assignment}.drivers",
                 seed=options.seed,
             )

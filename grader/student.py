@@ -104,11 +104,11 @@ class Student:
 
     def _drive(self, driver: str, args: tuple[Any, ...], kwargs: dict[str, Any], blame: tuple[str, str],
                timeout: float | None) -> tuple[Any, float]:
-        recording = self.recorder is not None and self.recorder.wants(driver)
-        if recording or (self.ahead is not None and driver in self.ahead.drivers):
+        recorder = self.recorder if self.recorder is not None and self.recorder.wants(driver) else None
+        if recorder is not None or (self.ahead is not None and driver in self.ahead.drivers):
             key = request_key(driver, args, kwargs)
-            if recording:
-                self.recorder.add(Request(key, driver, args, dict(kwargs), blame, timeout))  # type: ignore[union-attr]
+            if recorder is not None:
+                recorder.add(Request(key, driver, args, dict(kwargs), blame, timeout))
             answer = self.ahead.take(key) if self.ahead is not None else None
             if answer is not None:
                 if answer.error is not None:

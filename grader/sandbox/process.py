@@ -292,9 +292,12 @@ class Forked:
 
     def poll(self) -> int | None:
         with self._lock:
-            if self.returncode is None and self._pidfd >= 0 and _ready(self._pidfd, select.POLLIN, 0):
-                self.returncode = 0
-            return self.returncode
+            return self._poll_locked()
+
+    def _poll_locked(self) -> int | None:
+        if self.returncode is None and self._pidfd >= 0 and _ready(self._pidfd, select.POLLIN, 0):
+            self.returncode = 0
+        return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         with self._lock:
@@ -308,8 +311,7 @@ class Forked:
         """Close the pidfd, once (after the sandbox was killed and waited for)."""
         with self._lock:
             if self._pidfd >= 0:
-                if self.returncode is None and _ready(self._pidfd, select.POLLIN, 0):
-                    self.returncode = 0
+                self._poll_locked()
                 os.close(self._pidfd)
                 self._pidfd = -1
 
