@@ -53,6 +53,7 @@ from grader.sandbox.protocol import (
     encode_frame,
     encode_value,
 )
+from grader.sandbox.rootfs import python_paths
 from grader.sandbox.server import Server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -627,7 +628,7 @@ def test_a_spare_started_ahead_serves_the_next_sandbox_alike(make_spawned: Calla
         assert len({first.info["uid"], second.info["uid"], third.info["uid"]}) == 3
         assert identity["cwd"] == "/tmp/work" and "behave.py" in identity["files"]
         assert identity["processes"] == [1, identity["pid"]]  # its own pid namespace
-        assert second.call("behave", "look", str(REPO)) == {"listing": []}
+        assert second.call("behave", "look", str(REPO)) == {"error": "FileNotFoundError"}
         assert second.call("behave", "quick", 5) == 10
         with pytest.raises(StudentError, match="ZeroDivisionError"):  # student errors come back as before
             second.call("behave", "nested_failure")
@@ -670,9 +671,9 @@ def test_a_failed_zygote_falls_back_to_spare_processes(make_spawned: Callable[..
 
 @pytest.fixture
 def outside_dir() -> Iterator[Path]:
-    """A world-writable folder outside /tmp and outside what the sandbox hides: only the read-only
-    mounts protect it."""
-    base = next(p for p in ("/run", "/var/lib", "/srv") if os.access(p, os.W_OK))
+    """A world-writable folder outside /tmp, inside a system folder the sandbox sees (its allow-list):
+    only the read-only mounts protect it."""
+    base = next(p for p in ("/usr/local/share", "/etc") if os.access(p, os.W_OK))
     folder = Path(tempfile.mkdtemp(prefix="convgrader-sandbox-test-", dir=base))
     folder.chmod(0o777)
     victim = folder / "victim.txt"
@@ -703,16 +704,31 @@ def test_writes_stay_inside(shared: Sandbox, tmp_path: Path, outside_dir: Path) 
     assert (outside_dir / "victim.txt").read_text() == "original"
 
 
-def test_hidden_paths_are_empty_but_python_keeps_working(shared: Sandbox) -> None:
-    assert shared.call("behave", "look", str(REPO)) == {"listing": []}
+def test_hidden_paths_are_absent_but_python_keeps_working(shared: Sandbox) -> None:
+    assert shared.call("behave", "look", str(REPO)) == {"error": "FileNotFoundError"}
     assert shared.call("behave", "look", str(REPO / "pyproject.toml")) == {"error": "FileNotFoundError"}
     prefix = Path(sys.prefix).resolve()
     python_in_home = prefix.is_relative_to(Path.home())
-    expected_home = [prefix.relative_to(Path.home()).parts[0]] if python_in_home else []
-    assert shared.call("behave", "look", str(Path.home())) == {"listing": expected_home}
+    expected_home = {"listing": [prefix.relative_to(Path.home()).parts[0]]} if python_in_home else \
+        {"error": "FileNotFoundError"}
+    assert shared.call("behave", "look", str(Path.home())) == expected_home
     inside_tmp = set(shared.call("behave", "look", "/tmp")["listing"])
     assert {".shm", ".tmp", "work"} <= inside_tmp and not inside_tmp & set(os.listdir("/tmp"))
     assert shared.call("behave", "look", str(STUDENT / "behave.py")) == {"error": "FileNotFoundError"}
+
+
+def test_the_root_holds_only_the_allow_list(shared: Sandbox) -> None:
+    """The sandbox's / is built from an allow-list: system folders, /proc, /dev, a fresh /tmp, and the
+    Python installation at its own path; the machine's other folders are not there at all."""
+    tops = {Path(p).parts[1] for p in python_paths() if len(Path(p).parts) > 1}
+    allowed = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "sys", "proc", "dev", "tmp", "var"}
+    listing = set(shared.call("behave", "look", "/")["listing"])
+    assert {"usr", "etc", "proc", "dev", "tmp"} <= listing and listing <= allowed | tops, listing - allowed
+    for absent in ("/srv", "/mnt", "/home", "/opt", "/run", "/var/lib", "/work"):
+        if not any(Path(p).is_relative_to(absent) for p in python_paths()):
+            assert shared.call("behave", "look", absent) == {"error": "FileNotFoundError"}, absent
+    assert set(shared.call("behave", "look", "/var")["listing"]) == {"tmp"}
+    assert shared.call("behave", "look", "/usr/share/datasets/fashion-mnist")["listing"]  # read-only data
 
 
 def test_hidden_file_reads_empty(make_sandbox: Callable[..., Sandbox], outside_dir: Path) -> None:
@@ -833,7 +849,7 @@ def test_reduced_isolation_modes_still_work(make_sandbox: Callable[..., Sandbox]
         sandbox.call("behave", "allocate_in_children", 700, timeout=30)
     assert sandbox.call("behave", "quick", 1) == 2
     if mode == "userns":
-        assert sandbox.call("behave", "look", str(REPO)) == {"listing": []}
+        assert sandbox.call("behave", "look", str(REPO)) == {"error": "FileNotFoundError"}
         assert sandbox.call("behave", "connect", "1.1.1.1", 53).startswith("OSError")
         assert sandbox.call("behave", "identity")["processes"][0] == 1
 

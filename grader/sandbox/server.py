@@ -18,9 +18,11 @@ import sys
 import threading
 from typing import Any
 
-from grader.sandbox.lockdown import Plan, lock_down, python_paths
+from grader.sandbox import canary
+from grader.sandbox.lockdown import Plan, lock_down
 from grader.sandbox.pool import ModelPool
 from grader.sandbox.protocol import EncodeError, decode_value, encode_frame, encode_value, read_frame
+from grader.sandbox.rootfs import python_paths
 from grader.sandbox.runner import (
     Capture,
     ImportFailed,
@@ -132,12 +134,16 @@ class Server:
         # student's code triggers (each would walk TensorFlow's ~400,000 objects again).
         gc.collect()
         gc.freeze()
-        kept = python_paths()
+        hidden = [os.path.realpath(p) for p in [*config["hide"], os.path.dirname(os.path.dirname(__file__))]]
+        files = canary.loaded_files(hidden)
+        imports = canary.import_roots(files, hidden)
+        kept = python_paths() + imports
+        folders = [p for p in sys.path if p and os.path.isdir(p) and any(_inside(p, k) for k in kept)]
         plan = Plan(
             mode=config["mode"], submission=config["submission"], hide=list(config["hide"]),
             tmp_size=int(config["tmp_size"]), memory=int(config["memory"]), nproc=int(config["nproc"]),
             uid=int(config.get("uid", 0)), gid=int(config.get("gid", 0)),
-            workdir=config.get("workdir") or "/tmp/work",
+            workdir=config.get("workdir") or "/tmp/work", imports=imports,
         )
         self.workdir = lock_down(plan)
         home = os.path.join(self.workdir, "home")
@@ -146,6 +152,7 @@ class Server:
         sys.path_importer_cache.clear()
         importlib.invalidate_caches()
         sys.dont_write_bytecode = True
+        canary.verify(files, folders, list(config["preload"]))
         self.modules = StudentModules(self.workdir, self.event)
         for name in config.get("poisoned", []):  # their import killed an earlier life of the sandbox
             self.modules.failures[name] = {"kind": "poisoned", "module": name, "phase": "import"}

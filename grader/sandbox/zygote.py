@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from grader.sandbox import lockdown
+from grader.sandbox import lockdown, rootfs
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -202,8 +202,8 @@ def _pid_one(protocol: tuple[int, int, int]) -> None:
     try:
         # Dies with its parent, which is outside the namespace (so getppid() says 0 and cannot tell).
         lockdown._prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-        lockdown._mount(None, "/", None, lockdown.MS_REC | lockdown.MS_PRIVATE)
-        lockdown._mount("proc", "/proc", "proc", lockdown.MS_NOSUID | lockdown.MS_NODEV | lockdown.MS_NOEXEC)
+        rootfs.mount(None, "/", None, rootfs.MS_REC | rootfs.MS_PRIVATE)
+        rootfs.mount("proc", "/proc", "proc", rootfs.MS_NOSUID | rootfs.MS_NODEV | rootfs.MS_NOEXEC)
         from grader.sandbox import server
 
         sys.argv = ["grader-sandbox", *map(str, protocol), "reaper;"]  # what a spare's argv says
@@ -240,7 +240,7 @@ def _settle_descriptors(fds: list[int]) -> tuple[int, int, int]:
 
 
 def _unshare(flags: int) -> None:
-    if lockdown._libc.unshare(flags) != 0:
+    if rootfs.LIBC.unshare(flags) != 0:
         raise OSError(ctypes.get_errno(), f"unshare({flags:#x}) failed")
 
 
