@@ -35,10 +35,12 @@ class BatchOptions:
     jobs: int = 1
     scheduler: str | None = None
     quiet: bool = False
+    isolation: str | None = None  # see GradeOptions.isolation
 
     def grade_options(self, hide: list[Path]) -> GradeOptions:
         return GradeOptions(skip_training=self.skip_training, run_hidden=True, limits=self.limits,
-                            cache_dir=self.cache_dir, seed=self.seed, hide=hide, ahead=self.cores_to_spare())
+                            cache_dir=self.cache_dir, seed=self.seed, hide=hide, ahead=self.cores_to_spare(),
+                            isolation=self.isolation)
 
     def cores_to_spare(self) -> bool:
         """Whether each worker of this machine has a second core for a second sandbox (grader.ahead)."""
@@ -121,6 +123,8 @@ def finished(folder: Path) -> SubmissionResult | None:
         result = load_result(folder / RECORD)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if result.extra.get("grader_fault"):
+        return None  # the grader failed on it last time: grade it again
     return result if result.status in ("graded", "error") else None
 
 
@@ -135,6 +139,13 @@ def run_batch(paths: list[Path], out_dir: Path, options: BatchOptions) -> list[B
         else:
             tasks.append((submission_id, path))
     if tasks:
+        from grader.judge import preflight
+
+        # A grader that cannot work here must not grade a class of zeros: GraderFault stops the batch.
+        isolation = preflight(options.grade_options([out_dir.resolve()]))
+        if isolation == "none":
+            log("warning: the sandbox runs without namespaces here (isolation none): submissions can read "
+                "the machine's files and other submissions; see the README's isolation modes.", options.quiet)
         if options.scheduler:
             from grader.distributed import run_on_cluster
 
@@ -167,7 +178,7 @@ def _write_record(folder: Path, result: SubmissionResult, final: bool) -> None:
 
     if not final:
         result.status = "partial"
-    if final:
+    if final and not result.extra.get("grader_fault"):  # no score is reported for what the grader failed on
         write_submission_reports(result, folder, show_hidden=True)
     save_result(result, folder / RECORD)  # last: its presence with a final status means "done"
 

@@ -12,6 +12,7 @@ import click
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from grader import __version__
+from grader.faults import DOCTOR, GraderFault, describe_fault
 
 _DEFAULT_TIMEOUT = 60.0
 _DEFAULT_MEMORY = "4G"
@@ -41,6 +42,35 @@ def _limits(timeout: float, memory: str):  # type: ignore[no-untyped-def]
     return Limits(timeout=timeout, memory=size)
 
 
+ISOLATION_MODES = {"namespaces": "root", "userns": "userns", "none": "none"}
+
+
+class IsolationType(click.ParamType):
+    """auto | namespaces | userns | none -> the sandbox's mode (None for auto), refused where it cannot work."""
+
+    name = "auto|namespaces|userns|none"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if value is None or value == "auto":
+            return None
+        if value in ISOLATION_MODES.values() and value not in ISOLATION_MODES:
+            return value  # a mode name given by the library (e.g. "root")
+        if value not in ISOLATION_MODES:
+            self.fail(f"Received: {value!r}, expected one of auto, namespaces, userns, none.", param, ctx)
+        from grader.sandbox.process import mode_problem
+
+        problem = mode_problem(ISOLATION_MODES[value])
+        if problem:
+            self.fail(f"--isolation {value} does not work on this machine: {problem}.", param, ctx)
+        return ISOLATION_MODES[value]
+
+
+isolation_option = click.option(
+    "--isolation", type=IsolationType(), default="auto", show_default=True,
+    help="How the submission's sandbox is isolated: namespaces (root: own mount, pid and network namespaces "
+         "and a fresh uid), userns (an unprivileged user namespace), none (a plain subprocess with limits), "
+         "auto (the strongest that works).")
+
 limit_options = [
     click.option("--timeout", type=float, default=_DEFAULT_TIMEOUT, show_default=True,
                  help="Seconds each call into the submission may take."),
@@ -50,6 +80,7 @@ limit_options = [
                  help="Training cache folder (default: $XDG_CACHE_HOME/convgrader). "
                       "Share it to train each model once."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the judge's training."),
+    isolation_option,
 ]
 
 
@@ -82,7 +113,7 @@ def main() -> None:
 @_with(limit_options)
 def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: Path | None,
           summary_path: Path | None, html_path: Path | None, min_score: float | None, quiet: bool, verbose: bool,
-          timeout: float, memory: str, cache_dir: Path | None, seed: int) -> None:
+          timeout: float, memory: str, cache_dir: Path | None, seed: int, isolation: str | None) -> None:
     """Check your work: grade PATH (a folder of modules, a notebook, or a .zip) with the public checks."""
     from grader.judge import GradeOptions, grade
     from grader.reports import junit, summary, terminal
@@ -92,13 +123,16 @@ def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: P
     from grader.submission import SubmissionError
 
     options = GradeOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
-                           seed=seed, progress=None if quiet else _epoch_printer())
+                           seed=seed, progress=None if quiet else _epoch_printer(), isolation=isolation)
     try:
         result = grade(path, options)
     except SubmissionError as exc:
         raise _usage_error(str(exc)) from None
     click.echo(terminal.render_terminal(result, color=sys.stdout.isatty(), verbose=verbose, quiet=quiet,
                                         show_hidden=False))
+    if result.extra.get("grader_fault"):
+        raise _GraderError(f"the grader failed, so this is not a score (no report was written): "
+                           f"{result.extra['grader_fault']}\nFix: {DOCTOR}.")
     if json_path:
         write_results_json(result, json_path)
     if junit_path:
@@ -126,17 +160,25 @@ def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: P
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_with(limit_options)
 def grade(submissions: tuple[Path, ...], out_dir: Path, skip_training: bool, force: bool, jobs: int,
-          scheduler: str | None, quiet: bool, timeout: float, memory: str, cache_dir: Path | None, seed: int) -> None:
+          scheduler: str | None, quiet: bool, timeout: float, memory: str, cache_dir: Path | None, seed: int,
+          isolation: str | None) -> None:
     """Grade a class: each submission in isolation, hidden checks included, results under --out."""
     from grader.batch import RECORD, BatchOptions, run_batch
     from grader.reports.terminal import render_batch_summary
     from grader.results import load_result
 
     options = BatchOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
-                           seed=seed, force=force, jobs=jobs, scheduler=scheduler, quiet=quiet)
-    rows = run_batch(list(submissions), out_dir, options)
-    click.echo(render_batch_summary([load_result(out_dir / row.id / RECORD) for row in rows],
-                                    color=sys.stdout.isatty()))
+                           seed=seed, force=force, jobs=jobs, scheduler=scheduler, quiet=quiet, isolation=isolation)
+    try:
+        rows = run_batch(list(submissions), out_dir, options)
+    except GraderFault as exc:
+        raise _GraderError(f"nothing was graded: {describe_fault(exc)}\nFix: {exc.fix or DOCTOR}.") from None
+    results = [load_result(out_dir / row.id / RECORD) for row in rows]
+    click.echo(render_batch_summary(results, color=sys.stdout.isatty()))
+    faults = [r.submission for r in results if r.extra.get("grader_fault")]
+    if faults:
+        raise _GraderError(f"the grader failed on {len(faults)} submission(s) ({', '.join(faults[:5])}): no score "
+                           f"was written for them; run the same command again once fixed. Fix: {DOCTOR}.")
 
 
 @main.command()
@@ -195,6 +237,26 @@ def list_checks(hidden: bool) -> None:
         click.echo(line)
 
 
+@main.command()
+@isolation_option
+@click.option("--reference", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A solution to grade as the last check (default: the checkout's reference, if any).")
+def doctor(isolation: str | None, reference: Path | None) -> None:
+    """Is this machine ready to grade? Checks Python, packages, data, sandbox, Keras, and grades the reference."""
+    from grader.doctor import default_reference, examine
+
+    ready = True
+    for finding in examine(isolation, reference or default_reference()):
+        mark = "OK  " if finding.ok else ("FAIL" if finding.required else "note")
+        click.echo(f"{mark}  {finding.name:<10} {finding.detail}")
+        if not finding.ok and finding.fix:
+            click.echo(f"      {'':<10} fix: {finding.fix}")
+        ready = ready and (finding.ok or not finding.required)
+    click.echo("ready" if ready else "not ready: fix what is marked FAIL above")
+    if not ready:
+        sys.exit(2)
+
+
 def _epoch_printer():  # type: ignore[no-untyped-def]
     if not sys.stderr.isatty():
         return None
@@ -209,6 +271,18 @@ def _epoch_printer():  # type: ignore[no-untyped-def]
 
 class _UsageError(click.ClickException):
     exit_code = 2
+
+
+class _GraderError(click.ClickException):
+    """The grader itself failed (exit 2): its environment, sandbox, Keras or data, never the submission."""
+
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return "grader error: " + self.message
+
+    def show(self, file=None) -> None:  # type: ignore[no-untyped-def]
+        click.echo(self.format_message(), err=True)
 
 
 def _usage_error(message: str) -> click.ClickException:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.faults import GraderFault
+
 ENV_VAR = "FASHION_MNIST_DIR"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 INSTALL_HINT = (
@@ -49,8 +51,10 @@ _LAYOUT: dict[str, tuple[str, tuple[int, ...]]] = {
 _IDX_UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one Fashion-MNIST uses
 
 
-class DatasetError(Exception):
-    """The data cannot be found, or a file is missing, corrupt or malformed."""
+class DatasetError(GraderFault):
+    """The data cannot be found, or a file is missing, corrupt or malformed: a fault of the grader's machine."""
+
+    fix = INSTALL_HINT
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare to a bool; identity is enough

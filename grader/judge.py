@@ -41,6 +41,20 @@ class GradeOptions:
     on_partial: Callable[[SubmissionResult], None] | None = None  # called with the result so far, after each check
     assignment: str = ASSIGNMENT
     ahead: bool = False  # run recorded driver requests in a second, forked sandbox (grader.ahead)
+    isolation: str | None = None  # the sandbox's mode: "root", "userns" or "none"; None: the strongest that works
+
+
+def preflight(options: GradeOptions) -> str:
+    """Prove the grader works on this machine before grading anyone (judge_canary.preflight); returns the
+    sandbox's isolation, raises GraderFault with the cause."""
+    from grader.judge_canary import preflight as run_preflight
+
+    def sandbox_for(folder: Path) -> Sandbox:
+        return Sandbox(folder, options.limits, hide=_paths_to_hide(folder, options),
+                       drivers=f"grader.suites.{options.assignment}.drivers", seed=options.seed,
+                       isolation=options.isolation)
+
+    return run_preflight(sandbox_for, needs_data=True)
 
 
 def suite_dir(assignment: str = ASSIGNMENT) -> Path:
@@ -64,6 +78,7 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
                 hide=hide,
                 drivers=f"grader.suites.{options.assignment}.drivers",
                 seed=options.seed,
+                isolation=options.isolation,
             )
 
         sandbox = new_sandbox()
@@ -71,7 +86,7 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
         plan_key = (options.assignment, options.seed, options.skip_training, options.run_hidden, options.limits)
         ahead = _start_ahead(sandbox, new_sandbox, _plans.get(plan_key)) if options.ahead else None
         recorder = Recorder(_ahead_drivers(options.assignment)) if options.ahead else None
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
         try:
             from grader.student import Student
 
@@ -98,6 +113,13 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
         messages = list(prepared.messages)
         if isolation != "namespaces+uid":
             messages.append(f"note: the sandbox ran with reduced isolation ({isolation}).")
+        faults = [c for c in checks if c.status == "error"]
+        fault = {}
+        if faults:
+            status = "error"
+            cause = str(faults[0].extra.get("grader_fault", "the grader failed"))
+            fault = {"grader_fault": cause}
+            messages.insert(0, f"grader error in {len(faults)} check(s), not the submission's fault: {cause}")
         return SubmissionResult(
             submission=prepared.name,
             assignment=options.assignment,
@@ -112,6 +134,7 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
                 "versions": {"grader": grader.__version__, **library_versions()},
                 "kind": prepared.kind,
                 "sandbox_isolation": isolation,
+                **fault,
                 **context.artifacts,
             },
         )
@@ -162,7 +185,7 @@ def _partial_writer(options: GradeOptions, name: str, started: float) -> Any:
     return write
 
 
-def _import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly() -> None:
     """Import TensorFlow here, with its C++ start-up lines (they ignore TF_CPP_MIN_LOG_LEVEL) kept off the
     terminal. Called once the sandbox has started, so that the two imports run side by side.
 
@@ -249,7 +272,8 @@ def _hypothesis_home_outside_cwd() -> Iterator[None]:
 
 
 def _paths_to_hide(submission: Path, options: GradeOptions) -> list[Path]:
-    """The grader's own tree, its cache, the user's home and the folder other submissions sit in."""
+    """The grader's own tree, its cache, the user's home, the folder other submissions sit in, $GRADER_HIDE.
+    (The sandbox's root is an allow-list: these matter where they lie inside what it is shown.)"""
     package = Path(grader.__file__).resolve().parent
     hide = [package]
     root = package.parent
@@ -262,6 +286,9 @@ def _paths_to_hide(submission: Path, options: GradeOptions) -> list[Path]:
     hide.append(submission.resolve().parent)
     hide.append(Path.cwd())
     hide.extend(Path(p) for p in options.hide)
+    # More paths the sandbox must not see, where they lie inside what it is shown (e.g. a package with
+    # answers inside site-packages): GRADER_HIDE, separated like PATH.
+    hide.extend(Path(p) for p in os.environ.get("GRADER_HIDE", "").split(os.pathsep) if p.strip())
     unique: list[Path] = []
     for candidate in hide:
         resolved = candidate.resolve()

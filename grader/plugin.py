@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from grader.checks import CheckSpec, Mismatch, spec_of
+from grader.faults import DOCTOR, GraderFault, describe_fault
 from grader.results import EXERCISES, CheckResult
 
 
@@ -33,6 +34,7 @@ class GradingContext:
 
 
 CONTEXT = pytest.StashKey[GradingContext]()
+_GRADER_FAULT = pytest.StashKey[bool]()  # on an item skipped because a check it needs hit a grader error
 
 
 class GraderPlugin:
@@ -45,6 +47,8 @@ class GraderPlugin:
         self._started: dict[str, float] = {}
         self._failed_names: set[str] = set()
         self._passed_names: set[str] = set()
+        self._errored_names: set[str] = set()  # checks the grader itself failed in
+        self._fault = ""  # a GraderFault met by one check: the environment is broken for all
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[CONTEXT] = self.context
@@ -86,7 +90,16 @@ class GraderPlugin:
         if spec is None:
             return
         self._started[item.nodeid] = time.perf_counter()
+        if self._fault:  # the grader's environment failed (GraderFault): no other check can be graded either
+            self._errored_names.add(spec.name)
+            item.stash[_GRADER_FAULT] = True
+            pytest.skip(f"not graded: the grader failed earlier ({self._fault})")
         for dependency in spec.depends:
+            if dependency in self._errored_names:  # the grader failed there: this one is not graded either
+                self._errored_names.add(spec.name)
+                item.stash[_GRADER_FAULT] = True
+                pytest.skip(self._dependency_message(dependency).replace("to pass first", "and the grader "
+                                                                                       "could not run that one"))
             if dependency in self._failed_names or dependency not in self._passed_names:
                 pytest.skip(self._dependency_message(dependency))
 
@@ -123,9 +136,23 @@ class GraderPlugin:
         result.status, result.score = "failed", 0.0
         if report.skipped:
             result.output = _skip_reason(report)
+            if item.stash.get(_GRADER_FAULT, False):
+                result.status = "error"
+                result.extra["grader_fault"] = "not run: a check it needs hit a grader error"
             return
         excinfo = call.excinfo
         exc = excinfo.value if excinfo is not None else None
+        if exc is not None and not isinstance(exc, AssertionError):
+            # The grader failed (its sandbox, Keras, the data, or the check itself), not the student.
+            result.status = "error"
+            self._errored_names.add(spec.name)
+            if isinstance(exc, GraderFault):
+                self._fault = describe_fault(exc)
+            result.output = _fault_text(exc)
+            frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-6)
+            result.extra["grader_traceback"] = "".join(frames)[-6000:]
+            result.extra["grader_fault"] = describe_fault(exc)
+            return
         result.output = _failure_text(exc)
         if isinstance(exc, Mismatch):
             result.expected, result.got, result.hint = exc.expected, exc.got, exc.hint
@@ -158,14 +185,17 @@ def _skip_reason(report: Any) -> str:
     return str(longrepr)
 
 
+def _fault_text(exc: BaseException) -> str:
+    """What a student sees of a grader fault: that it is not theirs, and the cause for their TA."""
+    fix = getattr(exc, "fix", "") or DOCTOR
+    return (f"The grader itself failed while running this check; this says nothing about your code, and no "
+            f"points are counted for it.\nCause (for your teaching assistant): {describe_fault(exc)}\nFix: {fix}")
+
+
 def _failure_text(exc: BaseException | None) -> str:
     if exc is None:
         return "failed"
-    if isinstance(exc, AssertionError):
-        text = str(exc) or "the check's assertion failed"
-    else:  # an error in the check itself, not in student code: say so instead of blaming the student
-        frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
-        text = "the grader hit an internal error in this check (please report it):\n" + "".join(frames).rstrip()
+    text = str(exc) or "the check's assertion failed"
     notes = [n for n in getattr(exc, "__notes__", []) if n.strip()]
     if notes:
         text += "\n" + "\n".join(notes)

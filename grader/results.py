@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Status = Literal["passed", "failed"]
+Status = Literal["passed", "failed", "error"]  # error: the grader failed in this check, not the student
 SubmissionStatus = Literal["graded", "partial", "error"]
 
 EXERCISES = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")

@@ -14,6 +14,8 @@ import numpy as np
 
 from grader.ahead import Ahead, Recorder, Request, request_key
 from grader.checks import Mismatch
+from grader.faults import GraderFault
+from grader.judge_canary import require_keras
 from grader.modelspec import ModelRejected, compile_summary, describe, rebuild_shared
 from grader.sandbox import SandboxError, StudentError
 from grader.sandbox.protocol import ModelSpec, Opaque
@@ -72,19 +74,19 @@ class Student:
         try:
             return self.sandbox.call(module, function, *args, timeout=timeout, **kwargs)
         except SandboxError as exc:
-            raise StudentFailure(self._explain(exc, module, function)) from None
+            raise self._failure(exc, module, function) from None
 
     def call_full(self, module: str, function: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         try:
             return self.sandbox.call_full(module, function, *args, timeout=timeout, **kwargs)
         except SandboxError as exc:
-            raise StudentFailure(self._explain(exc, module, function)) from None
+            raise self._failure(exc, module, function) from None
 
     def attr(self, module: str, name: str) -> Any:
         try:
             return self.sandbox.attr(module, name)
         except SandboxError as exc:
-            raise StudentFailure(self._explain(exc, module, name)) from None
+            raise self._failure(exc, module, name) from None
 
     def drive(self, driver: str, *args: Any, module: str, function: str, timeout: float | None = None,
               **kwargs: Any) -> Any:
@@ -98,6 +100,8 @@ class Student:
         try:
             return self._drive(driver, args, kwargs, (module, function), timeout)
         except SandboxError as exc:
+            if isinstance(exc, GraderFault):
+                raise
             # The student knows the function the driver exercised, not the driver's own name.
             message = self._explain(exc, module, function).replace(driver, function)
             raise StudentFailure(message) from None
@@ -146,8 +150,13 @@ class Student:
         try:
             model = rebuild_shared(value.json_config, input_shape)
         except ModelRejected as exc:
+            require_keras()  # the judge's own Keras broken: the grader's fault, not this model's
             raise Mismatch(f"{call} returned a model the grader cannot use: {exc}") from None
         return StudentModel(spec=value, model=model)
+
+    def _failure(self, exc: SandboxError, module: str, name: str) -> Exception:
+        """The student's failure, or, for a fault of the grader (its sandbox did not start), that fault."""
+        return exc if isinstance(exc, GraderFault) else StudentFailure(self._explain(exc, module, name))
 
     def _explain(self, exc: SandboxError, module: str, name: str) -> str:
         if isinstance(exc, StudentError) and exc.exc_type == "AttributeError" and exc.phase != "import":

@@ -56,6 +56,7 @@ def write_batch_reports(results: Iterable[SubmissionResult], out_dir: str | os.P
     results = list(results)
     target = Path(out_dir)
     paths = {"gradebook.csv": target / "gradebook.csv", "junit.xml": target / "junit.xml"}
-    write_gradebook(results, paths["gradebook.csv"])
+    # A submission the grader failed on was never really graded: no gradebook row, no score to import.
+    write_gradebook([r for r in results if not r.extra.get("grader_fault")], paths["gradebook.csv"])
     write_atomic(paths["junit.xml"], to_junit_xml(results, include_hidden=True))
     return paths

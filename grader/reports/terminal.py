@@ -50,6 +50,10 @@ def render_terminal(result: SubmissionResult, *, color: bool, verbose: bool, qui
     if verbose:
         lines += ["", paint("Checks", "bold")]
         lines += [_check_line(c, paint) for c in checks]
+    errors = [c for c in checks if c.status == "error"]
+    if errors:  # one account of the grader's fault, not one per check
+        lines += ["", paint(f"Grader errors ({len(errors)} checks could not run; not the submission's fault)", "bold")]
+        lines += [_check_line(c, paint) for c in errors] + ["", *_feedback(errors[0])]
     failed = [c for c in checks if c.status == "failed"]
     if failed:
         lines += ["", paint(f"Failures ({len(failed)})", "bold")]
@@ -66,6 +70,8 @@ def render_batch_summary(rows: Iterable[SubmissionResult], *, color: bool = Fals
     table = [("Submission", "Status", "Total", "Why")]
     for result in results:
         total = f"{fmt_number(result.score)} / {fmt_number(result.max_score)}"
+        if result.extra.get("grader_fault"):
+            total = "-"  # never a score: the grader failed on it
         table.append((clean(result.submission), result.status, total, _why(result)))
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     lines = []
@@ -96,6 +102,9 @@ def _why(result: SubmissionResult) -> str:
 
 
 def _total_line(result: SubmissionResult, show_hidden: bool, paint: _Painter) -> str:
+    if result.extra.get("grader_fault"):
+        return paint("No score: the grader itself failed (see above); this is not a grade of the submission.",
+                     "bold", "yellow")
     shown = shown_view(result, show_hidden)
     hidden = hidden_count(result)
     text = f"Total: {fmt_number(shown.score)} / {fmt_number(shown.max_score)}"
@@ -120,7 +129,7 @@ def _exercise_table(shown: SubmissionResult, paint: _Painter) -> list[str]:
 
 
 def _check_line(check: CheckResult, paint: _Painter) -> str:
-    mark = paint("PASS", "green") if check.status == "passed" else paint("FAIL", "red")
+    mark = {"passed": paint("PASS", "green"), "error": paint("ERROR", "yellow")}.get(check.status, paint("FAIL", "red"))
     hidden = paint(" [hidden]", "dim") if check.hidden else ""
     score = f"{fmt_number(check.score)}/{fmt_number(check.max_score)}"
     return f"  {mark} {clean(check.number)} {clean(check.exercise)}: {clean(check.name)} ({score}){hidden}"

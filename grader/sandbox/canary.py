@@ -7,7 +7,7 @@ every module it imported is still readable where it was loaded from, that the fo
 are still listable, and that the preloaded libraries answer a trivial call. Anything else raises
 ``EnvironmentBroken``, which the client reports as the grader's fault (SandboxStartError).
 
-What the grader hides on purpose (its own package, the checkout with the solutions) is left out.
+The grader's own package is left out: it is imported before the lock-down and hidden on purpose.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ class EnvironmentBroken(Exception):
 
 
 def loaded_files(hidden: list[str]) -> dict[str, str]:
-    """module name -> file, for every imported module whose file exists now and is not hidden on purpose."""
+    """module name -> file, for every imported module whose file exists now, but those in `hidden` (the
+    grader's own package, which the sandbox must not show)."""
     files = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)

@@ -69,6 +69,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grader.faults import DOCTOR, GraderFault
 from grader.sandbox import procs
 from grader.sandbox.errors import (
     CallResult,
@@ -93,8 +94,10 @@ _UID_SPAN = 1_000_000
 _DEFAULT_LIMITS = Limits()
 
 
-class SandboxStartError(SandboxError):
+class SandboxStartError(SandboxError, GraderFault):
     """The sandbox itself could not start: a problem of the grader's machine, not of the submission."""
+
+    fix = DOCTOR
 
 
 class Sandbox:
@@ -400,7 +403,7 @@ class Sandbox:
             return SandboxError(fields["exc_message"])
         if kind == "student":
             return StudentError(_student_message(fields, progress, self.limits), **fields)
-        raise RuntimeError(f"the sandbox could not run the grader's request: {fields['exc_message']}")
+        raise GraderFault(f"the sandbox could not run the grader's request: {fields['exc_message']}")
 
 
 class _Progress:

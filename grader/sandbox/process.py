@@ -52,6 +52,21 @@ def choose_mode(forced: str | None = None) -> str:
     return next((mode for mode in candidates if _works(mode)), "none")
 
 
+def mode_problem(mode: str) -> str:
+    """"" when this machine can run the sandbox in `mode`; otherwise why not, and what to use instead."""
+    if mode == "none" or _works(mode):
+        return ""
+    if mode == "root" and os.geteuid() != 0:
+        return (f"namespaces with a fresh uid need root (the grader runs as uid {os.geteuid()}); "
+                "use --isolation userns, or none where user namespaces are not allowed")
+    if mode == "root":
+        return ("mount/pid/network namespaces are not allowed here (a container without privileges?); "
+                "use --isolation userns, or none")
+    return ("unprivileged user namespaces are not allowed here (kernel.unprivileged_userns_clone=0, Ubuntu's "
+            "kernel.apparmor_restrict_unprivileged_userns=1, or a container without privileges); "
+            "use --isolation none")
+
+
 def _works(mode: str) -> bool:
     if mode not in _probed:
         command = _prefix(mode) + [sys.executable, "-S", "-c", _PROBE]

@@ -134,8 +134,9 @@ class Server:
         # student's code triggers (each would walk TensorFlow's ~400,000 objects again).
         gc.collect()
         gc.freeze()
-        hidden = [os.path.realpath(p) for p in [*config["hide"], os.path.dirname(os.path.dirname(__file__))]]
-        files = canary.loaded_files(hidden)
+        own = os.path.realpath(os.path.dirname(os.path.dirname(__file__)))  # the grader's package: hidden on purpose
+        hidden = [os.path.realpath(p) for p in config["hide"]] + [own]
+        files = canary.loaded_files([own])
         imports = canary.import_roots(files, hidden)
         kept = python_paths() + imports
         folders = [p for p in sys.path if p and os.path.isdir(p) and any(_inside(p, k) for k in kept)]
