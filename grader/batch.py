@@ -44,7 +44,8 @@ class BatchOptions:
 
     def cores_to_spare(self) -> bool:
         """Whether each worker of this machine has a second core for a second sandbox (grader.ahead)."""
-        return self.scheduler is None and 2 * max(1, self.jobs) <= len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return self.scheduler is None and 2 * max(1, self.jobs) <= cores
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -110,12 +110,19 @@ def _set_limits(plan: Plan) -> None:
     data = _vm_data() + plan.memory
     soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if hard == resource.RLIM_INFINITY or data < hard:
-        resource.setrlimit(resource.RLIMIT_DATA, (data, data))
+        try:
+            resource.setrlimit(resource.RLIMIT_DATA, (data, data))
+        except (ValueError, OSError):
+            if plan.mode != "none":
+                raise
+            # a system that refuses it (macOS): the client's memory watchdog remains
     if plan.mode != "none":
         resource.setrlimit(resource.RLIMIT_NPROC, (plan.nproc, plan.nproc))
 
 
 def _vm_data() -> int:
+    if not os.path.exists("/proc/self/status"):  # macOS: RLIMIT_DATA counts differently; allow the limit
+        return 0
     with open("/proc/self/status", encoding="ascii") as handle:
         for line in handle:
             if line.startswith("VmData:"):

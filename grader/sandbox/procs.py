@@ -1,12 +1,15 @@
 """Client side: find a sandbox's processes in /proc, measure their memory, kill them.
 
-Linux only, like the rest of the sandbox. Every reading tolerates processes that vanish mid-scan.
+Every reading tolerates processes that vanish mid-scan. Without /proc (macOS, or a container that hides
+it), the process table comes from `ps` instead, polled less often: the sandbox's mode "none" still has a
+memory limit there, only a coarser one.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -24,8 +27,14 @@ class ProcInfo:
     threads: int = 1
 
 
+def has_proc() -> bool:
+    return os.path.isdir("/proc/self")
+
+
 def snapshot() -> dict[int, ProcInfo]:
     """Every process on the machine (thread-group leaders only), by pid."""
+    if not has_proc():
+        return _ps_snapshot()
     table = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -40,6 +49,22 @@ def snapshot() -> dict[int, ProcInfo]:
             continue
         pid = int(name)
         table[pid] = ProcInfo(pid, int(rest[1]), int(rest[3]), int(rest[21]) * _PAGE, int(rest[17]))
+    return table
+
+
+def _ps_snapshot() -> dict[int, ProcInfo]:
+    """The process table from `ps` (POSIX keywords; rss in KiB), where there is no /proc."""
+    try:
+        done = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid=", "-o", "sess=", "-o", "rss="],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    table = {}
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and all(f.isdigit() for f in fields):
+            pid, ppid, session, rss = map(int, fields)
+            table[pid] = ProcInfo(pid, ppid, session, rss * 1024)
     return table
 
 
@@ -89,9 +114,21 @@ def wait_gone(pids: Iterable[int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     remaining = set(pids)
     while remaining and time.monotonic() < deadline:
-        remaining = {pid for pid in remaining if os.path.exists(f"/proc/{pid}")}
+        remaining = {pid for pid in remaining if _exists(pid)}
         if remaining:
             time.sleep(0.005)
+
+
+def _exists(pid: int) -> bool:
+    if has_proc():
+        return os.path.exists(f"/proc/{pid}")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class MemoryWatchdog(threading.Thread):
@@ -105,7 +142,7 @@ class MemoryWatchdog(threading.Thread):
         self._pids = pids
         self.limit = limit
         self._on_exceeded = on_exceeded
-        self._interval = interval
+        self._interval = interval if has_proc() else max(interval, 0.5)  # `ps` costs a process each time
         self._stop_event = threading.Event()
         self.peak = 0
 
@@ -117,7 +154,7 @@ class MemoryWatchdog(threading.Thread):
                 continue
             used = sum(table[pid].rss for pid in pids if pid in table)
             if used > self.limit:
-                used = pss(pids)
+                used = pss(pids) or used  # no smaps without /proc: resident memory as measured
             self.peak = max(self.peak, used)
             if used > self.limit:
                 self._on_exceeded(used)
