@@ -95,9 +95,15 @@ def check(
     """Mark a test function as a graded check worth `points` in `exercise`."""
 
     def decorate(func: F) -> F:
+        where = f"{func.__code__.co_filename}:{func.__code__.co_firstlineno}"
         doc = inspect.getdoc(func)
         if not doc:
-            raise TypeError(f"check {func.__name__} needs a docstring: it is the title students see")
+            raise TypeError(f"{where}: check {func.__name__} needs a docstring: it is the title students see")
+        if not points > 0:
+            raise ValueError(f"{where}: check {func.__name__} is worth {points!r} points; give a positive number")
+        if isinstance(depends, str):
+            raise TypeError(f"{where}: check {func.__name__} has depends={depends!r}; give a tuple of check "
+                            f"names, e.g. depends=({depends!r},)")
         spec = CheckSpec(
             points=float(points),
             exercise=exercise,

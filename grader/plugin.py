@@ -55,6 +55,7 @@ class GraderPlugin:
 
     # --- selection and numbering -------------------------------------------------------------
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        validate_declarations(items)
         keep, drop = [], []
         for item in items:
             spec = spec_of(item)
@@ -156,6 +157,35 @@ class GraderPlugin:
         result.output = _failure_text(exc)
         if isinstance(exc, Mismatch):
             result.expected, result.got, result.hint = exc.expected, exc.got, exc.hint
+
+
+def validate_declarations(items: list[pytest.Item]) -> None:
+    """A suite's check declarations hold together, or the suite does not run (pytest.UsageError naming the
+    file and line): every `depends` names a check of the suite, a public check depends on no hidden one
+    (students would never get it graded), and no two checks share a name."""
+    specs: dict[str, tuple[CheckSpec, str]] = {}
+    problems = []
+    for item in items:
+        spec = spec_of(item)
+        if spec is None:
+            continue
+        function = getattr(item, "function", None)
+        code = getattr(function, "__code__", None)
+        where = f"{code.co_filename}:{code.co_firstlineno}" if code else item.nodeid
+        seen = specs.get(spec.name)
+        if seen is not None and seen[1] != where:
+            problems.append(f"{where}: a second check named {spec.name} (the first is at {seen[1]})")
+        specs.setdefault(spec.name, (spec, where))
+    for spec, where in specs.values():
+        for dependency in spec.depends:
+            if dependency not in specs:
+                problems.append(f"{where}: check {spec.name} depends on {dependency!r}, which is no check of "
+                                f"this suite; it would never be graded (spelling?)")
+            elif specs[dependency][0].hidden and not spec.hidden:
+                problems.append(f"{where}: public check {spec.name} depends on hidden check {dependency!r}: "
+                                "students would never get it graded")
+    if problems:
+        raise pytest.UsageError("the suite's check declarations are inconsistent:\n" + "\n".join(problems))
 
 
 def _spec(item: pytest.Item) -> CheckSpec:
