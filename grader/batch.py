@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.judge import GradeOptions
+from grader.judge import SUBMISSION_TIMEOUT, GradeOptions
 from grader.results import CheckResult, SubmissionResult, load_result, save_result
 from grader.sandbox import Limits
 
@@ -36,11 +36,12 @@ class BatchOptions:
     scheduler: str | None = None
     quiet: bool = False
     isolation: str | None = None  # see GradeOptions.isolation
+    submission_timeout: float | None = SUBMISSION_TIMEOUT  # see GradeOptions.submission_timeout
 
     def grade_options(self, hide: list[Path]) -> GradeOptions:
         return GradeOptions(skip_training=self.skip_training, run_hidden=True, limits=self.limits,
                             cache_dir=self.cache_dir, seed=self.seed, hide=hide, ahead=self.cores_to_spare(),
-                            isolation=self.isolation)
+                            isolation=self.isolation, submission_timeout=self.submission_timeout)
 
     def cores_to_spare(self) -> bool:
         """Whether each worker of this machine has a second core for a second sandbox (grader.ahead)."""
@@ -126,6 +127,8 @@ def finished(folder: Path) -> SubmissionResult | None:
         return None
     if result.extra.get("grader_fault"):
         return None  # the grader failed on it last time: grade it again
+    if result.extra.get("cut_off"):
+        return result  # its time budget ran out: another run would cut it off again
     return result if result.status in ("graded", "error") else None
 
 

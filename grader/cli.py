@@ -81,6 +81,9 @@ limit_options = [
                       "Share it to train each model once."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the judge's training."),
     isolation_option,
+    click.option("--submission-timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
+                 help="Seconds for the whole grading of one submission; past it the submission is cut off, keeps "
+                      "what was graded (status partial) and the batch goes on."),
 ]
 
 
@@ -113,7 +116,8 @@ def main() -> None:
 @_with(limit_options)
 def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: Path | None,
           summary_path: Path | None, html_path: Path | None, min_score: float | None, quiet: bool, verbose: bool,
-          timeout: float, memory: str, cache_dir: Path | None, seed: int, isolation: str | None) -> None:
+          timeout: float, memory: str, cache_dir: Path | None, seed: int, isolation: str | None,
+          submission_timeout: float) -> None:
     """Check your work: grade PATH (a folder of modules, a notebook, or a .zip) with the public checks."""
     from grader.judge import GradeOptions, grade
     from grader.reports import junit, summary, terminal
@@ -123,7 +127,8 @@ def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: P
     from grader.submission import SubmissionError
 
     options = GradeOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
-                           seed=seed, progress=None if quiet else _epoch_printer(), isolation=isolation)
+                           seed=seed, progress=None if quiet else _epoch_printer(), isolation=isolation,
+                           submission_timeout=submission_timeout)
     try:
         result = grade(path, options)
     except SubmissionError as exc:
@@ -161,14 +166,15 @@ def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: P
 @_with(limit_options)
 def grade(submissions: tuple[Path, ...], out_dir: Path, skip_training: bool, force: bool, jobs: int,
           scheduler: str | None, quiet: bool, timeout: float, memory: str, cache_dir: Path | None, seed: int,
-          isolation: str | None) -> None:
+          isolation: str | None, submission_timeout: float) -> None:
     """Grade a class: each submission in isolation, hidden checks included, results under --out."""
     from grader.batch import RECORD, BatchOptions, run_batch
     from grader.reports.terminal import render_batch_summary
     from grader.results import load_result
 
     options = BatchOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
-                           seed=seed, force=force, jobs=jobs, scheduler=scheduler, quiet=quiet, isolation=isolation)
+                           seed=seed, force=force, jobs=jobs, scheduler=scheduler, quiet=quiet, isolation=isolation,
+                           submission_timeout=submission_timeout)
     try:
         rows = run_batch(list(submissions), out_dir, options)
     except GraderFault as exc:

@@ -10,6 +10,7 @@ import io
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from grader.submission import prepare_submission
 ASSIGNMENT = "convolutions"
 EXPECTED_MODULES = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")
 SUITES = Path(__file__).parent / "suites"
+SUBMISSION_TIMEOUT = 900.0  # a full grade of the reference takes 2-5 minutes on a slow 2-core machine
 
 
 @dataclass
@@ -42,6 +44,35 @@ class GradeOptions:
     assignment: str = ASSIGNMENT
     ahead: bool = False  # run recorded driver requests in a second, forked sandbox (grader.ahead)
     isolation: str | None = None  # the sandbox's mode: "root", "userns" or "none"; None: the strongest that works
+    submission_timeout: float | None = SUBMISSION_TIMEOUT  # seconds for the whole grading; then cut off (partial)
+
+
+class _Budget:
+    """The submission's time budget: when it runs out, its sandboxes are cut off (the call in flight fails,
+    no other runs) and every check not yet graded is skipped (GradingContext.cut_off says why)."""
+
+    def __init__(self, seconds: float | None, sandboxes: list[Any]) -> None:
+        self.seconds = seconds
+        self._sandboxes = sandboxes
+        self._expired = threading.Event()
+        self._timer = threading.Timer(seconds, self._expire) if seconds else None
+        if self._timer is not None:
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _expire(self) -> None:
+        self._expired.set()
+        for sandbox in self._sandboxes:
+            sandbox.cut_off()
+
+    def reason(self) -> str:
+        if not self._expired.is_set():
+            return ""
+        return f"the submission used up its time budget of {self.seconds:g} s (--submission-timeout)"
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 def preflight(options: GradeOptions) -> str:
@@ -54,7 +85,7 @@ def preflight(options: GradeOptions) -> str:
                        drivers=f"grader.suites.{options.assignment}.drivers", seed=options.seed,
                        isolation=options.isolation)
 
-    return run_preflight(sandbox_for, needs_data=True)
+    return run_preflight(sandbox_for, needs_data=True, load_keras=import_tensorflow_quietly)
 
 
 def suite_dir(assignment: str = ASSIGNMENT) -> Path:
@@ -86,6 +117,7 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
         plan_key = (options.assignment, options.seed, options.skip_training, options.run_hidden, options.limits)
         ahead = _start_ahead(sandbox, new_sandbox, _plans.get(plan_key)) if options.ahead else None
         recorder = Recorder(_ahead_drivers(options.assignment)) if options.ahead else None
+        budget = _Budget(options.submission_timeout, [sandbox])  # the second sandbox's answers go unread then
         import_tensorflow_quietly()
         try:
             from grader.student import Student
@@ -98,11 +130,13 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
                 seed=options.seed,
                 progress=options.progress,
                 on_record=_partial_writer(options, prepared.name, started),
+                cut_off=budget.reason,
             )
             plugin = GraderPlugin(context)
             status = _run_suites(plugin, suite_dir(options.assignment))
             isolation = getattr(sandbox, "isolation", "unknown")
         finally:
+            budget.cancel()
             background_training.stop_all()  # a model no gate waited for must not train into the next grading
             if ahead is not None:
                 ahead.close()
@@ -113,6 +147,9 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
         messages = list(prepared.messages)
         if isolation != "namespaces+uid":
             messages.append(f"note: the sandbox ran with reduced isolation ({isolation}).")
+        if budget.reason() and status == "graded":
+            status = "partial"
+            messages.insert(0, f"cut off: {budget.reason()}; the checks after that were not graded.")
         faults = [c for c in checks if c.status == "error"]
         fault = {}
         if faults:
@@ -134,6 +171,7 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
                 "versions": {"grader": grader.__version__, **library_versions()},
                 "kind": prepared.kind,
                 "sandbox_isolation": isolation,
+                **({"cut_off": budget.reason()} if budget.reason() else {}),
                 **fault,
                 **context.artifacts,
             },

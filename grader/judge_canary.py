@@ -46,20 +46,23 @@ def require_keras() -> None:
         raise GraderFault(f"the judge's Keras cannot rebuild even a known-good model: {fault}", fix=_KERAS_FIX)
 
 
-def preflight(sandbox_factory: Any, needs_data: bool) -> str:
+def preflight(sandbox_factory: Any, needs_data: bool, load_keras: Any = None) -> str:
     """Before grading anyone: the sandbox starts on an empty submission and passes its canary, the judge's
     Keras rebuilds a known-good model and (when training or data checks need it) the data set verifies.
+    `load_keras` imports TensorFlow the way the judge does (quietly), meanwhile.
     Returns the sandbox's isolation; raises GraderFault with the cause otherwise."""
     with tempfile.TemporaryDirectory(prefix="convgrader-preflight-") as empty:
         sandbox = sandbox_factory(Path(empty))
         try:
-            sandbox.has("__preflight__", "nothing")  # starts it: SandboxStartError is a GraderFault
-            isolation = str(sandbox.isolation)
+            sandbox.start()  # its TensorFlow loads while this process checks its own side
+            if load_keras is not None:
+                load_keras()
+            require_keras()
+            if needs_data:
+                from grader.data import load_fashion_mnist
+
+                load_fashion_mnist()  # DatasetError is a GraderFault
+            sandbox.has("__preflight__", "nothing")  # waits for its canary: SandboxStartError is a GraderFault
+            return str(sandbox.isolation)
         finally:
             sandbox.close()
-    require_keras()
-    if needs_data:
-        from grader.data import load_fashion_mnist
-
-        load_fashion_mnist()  # DatasetError is a GraderFault
-    return isolation

@@ -31,6 +31,7 @@ class GradingContext:
     progress: Any = None  # callable(epoch, epochs, logs) for training progress
     artifacts: dict[str, Any] = field(default_factory=dict)  # e.g. activation maps for reports
     on_record: Any = None  # callable(list[CheckResult]) after each check: partial results survive a cut-off
+    cut_off: Any = None  # callable() -> str: why the submission's time budget stopped the grading ("" while not)
 
 
 CONTEXT = pytest.StashKey[GradingContext]()
@@ -91,6 +92,8 @@ class GraderPlugin:
         if spec is None:
             return
         self._started[item.nodeid] = time.perf_counter()
+        if self._cut_off():
+            pytest.skip(f"not graded: {self._cut_off()}")
         if self._fault:  # the grader's environment failed (GraderFault): no other check can be graded either
             self._errored_names.add(spec.name)
             item.stash[_GRADER_FAULT] = True
@@ -103,6 +106,9 @@ class GraderPlugin:
                                                                                        "could not run that one"))
             if dependency in self._failed_names or dependency not in self._passed_names:
                 pytest.skip(self._dependency_message(dependency))
+
+    def _cut_off(self) -> str:
+        return str(self.context.cut_off()) if self.context.cut_off is not None else ""
 
     def _dependency_message(self, dependency: str) -> str:
         titles = [r.name for k, r in self.results.items() if k.split("::")[-1].split("[")[0] == dependency]
@@ -143,6 +149,9 @@ class GraderPlugin:
             return
         excinfo = call.excinfo
         exc = excinfo.value if excinfo is not None else None
+        if self._cut_off():  # it failed because the budget ran out mid-check (its sandbox was cut off)
+            result.output = f"not graded: {self._cut_off()}"
+            return
         if exc is not None and not isinstance(exc, AssertionError):
             # The grader failed (its sandbox, Keras, the data, or the check itself), not the student.
             result.status = "error"

@@ -196,6 +196,12 @@ class Sandbox:
         if process is not None:
             process.kill()
 
+    def cut_off(self) -> None:
+        """From any thread: no request runs any more (the one in flight is killed and fails; later ones fail
+        at once). For a submission whose time budget ran out."""
+        self._closed = True
+        self.kill()
+
     def would_fork(self) -> bool:
         """Whether another sandbox like this one would start now by a fork of this process's zygote,
         without importing TensorFlow again (see _Spares)."""
