@@ -115,7 +115,8 @@ def grade_class(python: Path | str, submissions: list[Path], out: Path, *, user:
         shutil.chown(home, user)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
     env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), MPLCONFIGDIR=str(home / ".mpl"),
-               TF_CPP_MIN_LOG_LEVEL="2", **(extra_env or {}))
+               TF_CPP_MIN_LOG_LEVEL="2")
+    env.update(extra_env or {})
     command = [str(python), "-m", "grader.cli", "grade", *map(str, submissions), "--out", str(out / "results"),
                "--skip-training", "--isolation", isolation, "-q"]
     if user:
@@ -167,6 +168,32 @@ def test_a_venv_inside_a_checkout(small_class: list[Path], workspace: Path,
     (checkout / "pyproject.toml").write_text("[project]\nname = 'course'\n", encoding="utf-8")
     python = make_venv(checkout / ".venv")
     records = grade_class(python, small_class, workspace / "in-checkout", cwd=checkout)
+    assert_same_grades(records, baseline, baseline["reference"].extra["sandbox_isolation"])
+
+
+@pytest.mark.parametrize("where", ["venv-in-home", "user-site"])
+def test_python_in_a_closed_home(small_class: list[Path], workspace: Path, where: str,
+                                 baseline: dict[str, SubmissionResult]) -> None:
+    """HOME (mode 700, like /root) holds the environment: a ~/.venv, or numpy in the user site
+    (~/.local, `pip install --user`), ahead of the interpreter's own. The sandbox hides HOME but not it."""
+    home = workspace / f"home-{where}"
+    home.mkdir(mode=0o700)
+    env = {"HOME": str(home)}
+    if where == "venv-in-home":
+        python: Path | str = make_venv(home / ".venv")
+    else:
+        python = sys.executable
+        user_site = home / ".local" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
+            "site-packages"
+        user_site.mkdir(parents=True)
+        ours = Path(site.getsitepackages()[0])
+        for name in ("numpy", "numpy.libs"):
+            if (ours / name).exists():
+                subprocess.run(["cp", "-al", str(ours / name), str(user_site / name)], check=True)
+    probe = subprocess.run([str(python), "-c", "import numpy; print(numpy.__file__)"], capture_output=True,
+                           text=True, check=True, env={**os.environ, **env})
+    assert probe.stdout.startswith(str(home)), probe.stdout
+    records = grade_class(python, small_class, workspace / where, extra_env=env, cwd=home)
     assert_same_grades(records, baseline, baseline["reference"].extra["sandbox_isolation"])
 
 
