@@ -147,8 +147,8 @@ def run_batch(paths: list[Path], out_dir: Path, options: BatchOptions) -> list[B
 
         # A grader that cannot work here must not grade a class of zeros: GraderFault stops the batch.
         isolation = preflight(options.grade_options([out_dir.resolve()]))
-        if isolation == "none":
-            log("warning: the sandbox runs without namespaces here (isolation none): submissions can read "
+        if isolation.startswith("none"):
+            log(f"warning: the sandbox runs without namespaces here (isolation {isolation}): submissions can read "
                 "the machine's files and other submissions; see the README's isolation modes.", options.quiet)
         if options.scheduler:
             from grader.distributed import run_on_cluster

@@ -231,3 +231,40 @@ def test_the_plain_subprocess_mode_without_linux_calls(small_class: list[Path], 
     records = grade_class(sys.executable, small_class, workspace / "none-without-linux", isolation="none",
                           extra_env={"PYTHONPATH": str(folder)})
     assert_same_grades(records, baseline, "none")
+
+
+PROBE = """
+import os
+
+
+def who_and_write(path):
+    try:
+        with open(path, "w") as handle:
+            handle.write("written by the submission")
+        wrote = "ok"
+    except OSError as exc:
+        wrote = type(exc).__name__
+    return {"uid": os.getuid(), "write": wrote}
+"""
+
+
+@needs_root
+def test_root_without_namespaces_runs_the_submission_as_a_fresh_uid(tmp_venv: Path, small_class: list[Path],
+                                                                     workspace: Path,
+                                                                     baseline: dict[str, SubmissionResult]) -> None:
+    """A container that allows no namespaces but runs the grader as root (Gradescope's): mode none still runs
+    the submission as an unused uid when any user can use the Python installation, so it cannot write the
+    grader's files (the autograder, its results) or anything else of root's."""
+    probe_dir = workspace / "probe"
+    probe_dir.mkdir()
+    (probe_dir / "probe.py").write_text(PROBE, encoding="utf-8")
+    target = Path("/usr/local") / f"convgrader-probe-{os.getpid()}"
+    script = ("from pathlib import Path; from grader.sandbox import Sandbox\n"
+              f"with Sandbox(Path({str(probe_dir)!r}), isolation='none') as sandbox:\n"
+              f"    print(sandbox.isolation, sandbox.call('probe', 'who_and_write', {str(target)!r}))\n")
+    done = subprocess.run([str(tmp_venv), "-c", script], capture_output=True, text=True, check=True)
+    isolation, _, answer = done.stdout.strip().partition(" ")
+    assert isolation == "none+uid" and "'write': 'PermissionError'" in answer and not target.exists(), answer
+    assert int(answer.split("'uid': ")[1].split(",")[0]) >= 60000
+    records = grade_class(tmp_venv, small_class, workspace / "root-none", isolation="none")
+    assert_same_grades(records, baseline, "none+uid")

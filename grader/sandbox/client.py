@@ -61,6 +61,7 @@ import itertools
 import os
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -84,6 +85,7 @@ from grader.sandbox.errors import (
 )
 from grader.sandbox.process import MODES, OutputTail, ProcessDied, SandboxProcess, choose_mode, sandbox_env
 from grader.sandbox.protocol import ProtocolError, decode_value, encode_frame, encode_value
+from grader.sandbox.rootfs import python_paths
 from grader.sandbox.zygote import Zygote, ZygoteError
 
 DEFAULT_PRELOAD = ("numpy", "tensorflow", "keras")
@@ -146,9 +148,12 @@ class Sandbox:
 
     @property
     def isolation(self) -> str:
-        """How isolated this sandbox runs: "namespaces+uid", "userns" or "none"."""
+        """How isolated this sandbox runs: "namespaces+uid", "userns", "none+uid" (no namespaces, but root
+        could still run it as a fresh uid) or "none"."""
         if self._mode is None:
             self._mode = choose_mode(self._forced)
+        if self._mode == "none" and _uid_drop_possible():
+            return "none+uid"
         return MODES[self._mode]
 
     def start(self) -> None:
@@ -239,8 +244,8 @@ class Sandbox:
             "seed": self.seed, "poisoned": sorted(self._poisoned), "workdir": None,
             "sys_path": [os.path.abspath(p) if p else os.getcwd() for p in sys.path],
         }
-        if mode == "root":
-            config["uid"] = config["gid"] = _free_uid()
+        if mode == "root" or (mode == "none" and _uid_drop_possible()):
+            config["uid"] = config["gid"] = _free_uid()  # mode none as root: still not the student's root
         if mode == "none":
             config["workdir"] = tempfile.mkdtemp(prefix="convgrader-work-")
             self._scratch.append(config["workdir"])
@@ -570,6 +575,30 @@ def keep_spare_sandbox(enabled: bool = True) -> None:
 
 
 atexit.register(_spares.discard)
+
+
+def _uid_drop_possible() -> bool:
+    """As root without namespaces (a container such as Gradescope's): can the sandbox run as a fresh uid,
+    that is, can any user reach and read the Python installation (not pyenv's under /root, mode 700)?"""
+    if os.geteuid() != 0:
+        return False
+    return all(_open_to_others(path) for path in (sys.executable, *python_paths()))
+
+
+def _open_to_others(path: str) -> bool:
+    real = os.path.realpath(path)
+    parts = real.strip("/").split("/")
+    for depth in range(1, len(parts)):
+        try:
+            if not os.stat("/" + "/".join(parts[:depth])).st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:
+        return False
+    return bool(mode & stat.S_IROTH and (mode & stat.S_IXOTH or not stat.S_ISDIR(mode)))
 
 
 def _free_uid() -> int:

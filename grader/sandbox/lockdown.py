@@ -52,11 +52,11 @@ def lock_down(plan: Plan) -> str:
         os.close(source)
     home = os.path.join(plan.workdir, "home")
     os.makedirs(home, exist_ok=True)
-    if plan.mode == "root":
+    if plan.uid:
         os.chown(home, plan.uid, plan.gid)
     os.chdir(plan.workdir)
     _set_limits(plan)
-    if plan.mode == "root":
+    if plan.uid:  # mode "root", and mode "none" when root can use a fresh uid (client._uid_drop_possible)
         _drop_to_user(plan.uid, plan.gid)
     elif plan.mode == "userns":
         _drop_capabilities()
@@ -116,7 +116,7 @@ def _set_limits(plan: Plan) -> None:
             if plan.mode != "none":
                 raise
             # a system that refuses it (macOS): the client's memory watchdog remains
-    if plan.mode != "none":
+    if plan.mode != "none" or plan.uid:  # counted per uid: only with a uid of the sandbox's own
         resource.setrlimit(resource.RLIMIT_NPROC, (plan.nproc, plan.nproc))
 
 
