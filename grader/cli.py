@@ -179,9 +179,12 @@ def _release_platforms(root: Path, gradescope_zip: Path | None, prairielearn_dir
               help="The layout's root (default: $GRADER_AUTOGRADER_ROOT or /autograder for Gradescope, "
                    "$GRADER_PL_ROOT or /grade for PrairieLearn).")
 @click.option("--skip-training", is_flag=True, help="Leave out the accuracy gates.")
+@click.option("--hidden-visibility", type=click.Choice(["after_published", "after_due_date", "hidden"]),
+              default="after_published", show_default=True,
+              help="Gradescope: when students see the hidden checks (and, until then, not their total).")
 @_with(limit_options)
-def autograde(platform: str, root: Path | None, skip_training: bool, timeout: float, memory: str,
-              cache_dir: Path | None, seed: int) -> None:
+def autograde(platform: str, root: Path | None, skip_training: bool, hidden_visibility: str, timeout: float,
+              memory: str, cache_dir: Path | None, seed: int) -> None:
     """Inside a platform's grading container: grade its one submission (hidden checks included) and always
     write its results.json, even for an unusable submission or a grader fault (exit 0 once it is written)."""
     from grader.judge import GradeOptions
@@ -190,7 +193,7 @@ def autograde(platform: str, root: Path | None, skip_training: bool, timeout: fl
 
     options = GradeOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
                            seed=seed)
-    outcome = run(platform, root, options=options)  # type: ignore[arg-type]
+    outcome = run(platform, root, options=options, hidden_visibility=hidden_visibility)  # type: ignore[arg-type]
     if outcome.result is not None:
         click.echo(render_terminal(outcome.result, color=False, verbose=False, quiet=False, show_hidden=True))
     if outcome.details:

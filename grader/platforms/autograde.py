@@ -28,6 +28,9 @@ PLATFORMS: tuple[Platform, ...] = ("gradescope", "prairielearn")
 ROOT_ENV = {"gradescope": "GRADER_AUTOGRADER_ROOT", "prairielearn": "GRADER_PL_ROOT"}
 DEFAULT_ROOT = {"gradescope": Path("/autograder"), "prairielearn": Path("/grade")}
 _SUBMISSION_FOLDER = {"gradescope": "submission", "prairielearn": "student"}
+# Gradescope shows a student their total unless a test that counts is held back: tests marked "hidden" do not
+# hold it back (the spec keeps those for tests worth no points), so the total would reveal the hidden checks.
+HIDDEN_VISIBILITIES = ("after_published", "after_due_date", "hidden")
 
 
 @dataclass(frozen=True)
@@ -69,23 +72,32 @@ def layout(platform: Platform, root: Path | str | None = None) -> Layout:
 
 
 def find_submission(folder: Path) -> Path:
-    """What to grade in the platform's submission folder: the folder itself (modules or one notebook, other
-    files ignored by grader.submission), or the one .zip it holds when it has neither."""
+    """What to grade in the platform's submission folder: the folder itself when it holds modules (other
+    files are ignored by grader.submission), else its one notebook, else its one .zip, else the folder
+    (grader.submission then says what is missing)."""
     if folder.is_dir():
         files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-        gradable = [p for p in files if p.suffix in (".py", ".ipynb")]
-        zips = [p for p in files if p.suffix.lower() == ".zip"]
-        if not gradable and len(zips) == 1:
-            return zips[0]
+        if not any(p.suffix == ".py" for p in files):
+            for suffix in (".ipynb", ".zip"):
+                found = [p for p in files if p.suffix.lower() == suffix]
+                if len(found) == 1:
+                    return found[0]
     return folder
 
 
-def autograde(platform: Platform, root: Path | str | None = None, *, options: Any = None) -> Outcome:
+def autograde(platform: Platform, root: Path | str | None = None, *, options: Any = None,
+              hidden_visibility: str = "after_published") -> Outcome:
     """Grade `<root>/submission` (or `student`) with the hidden checks and write the platform's results.json.
 
-    `options` is a grader.judge.GradeOptions (run_hidden is forced on). Never raises for a bad submission or a
-    grader fault: both are written to results.json; only a failure to write that file itself propagates.
+    `options` is a grader.judge.GradeOptions (run_hidden is forced on). On Gradescope the hidden checks get
+    `hidden_visibility`: after_published (default; their details and the total appear once the instructor
+    publishes the grades), after_due_date, or hidden (never shown, but the total shows their points).
+    Never raises for a bad submission or a grader fault: both are written to results.json; only a failure
+    to write that file itself propagates.
     """
+    if hidden_visibility not in HIDDEN_VISIBILITIES:
+        raise ValueError(f"Received: hidden_visibility={hidden_visibility!r}, expected one of "
+                         f"{', '.join(HIDDEN_VISIBILITIES)}")
     where = layout(platform, root)
     started = time.perf_counter()
     metadata, notes = _read_metadata(where.metadata)
@@ -102,7 +114,7 @@ def autograde(platform: Platform, root: Path | str | None = None, *, options: An
         except SubmissionError as exc:
             document, kind = _unusable(platform, str(exc), started, metadata, notes), "unusable"
         else:
-            document, kind = _render(platform, result, metadata, notes), "graded"
+            document, kind = _render(platform, result, metadata, notes, hidden_visibility), "graded"
     except Exception:  # a grader fault: never a silent crash, never the student's failure
         details = traceback.format_exc()
         document, kind = _fault(platform, details, started, metadata, notes), "fault"
@@ -143,7 +155,8 @@ def _read_metadata(path: Path | None) -> tuple[dict[str, Any], list[str]]:
     return kept, []
 
 
-def _render(platform: Platform, result: SubmissionResult, metadata: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+def _render(platform: Platform, result: SubmissionResult, metadata: dict[str, Any], notes: list[str],
+            hidden_visibility: str) -> dict[str, Any]:
     if platform == "prairielearn":
         from grader.reports.prairielearn import to_prairielearn
 
@@ -154,6 +167,9 @@ def _render(platform: Platform, result: SubmissionResult, metadata: dict[str, An
     from grader.reports.gradescope import to_gradescope
 
     document = to_gradescope(result)
+    for test in document["tests"]:
+        if test["visibility"] == "hidden":
+            test["visibility"] = hidden_visibility
     if metadata:
         document["extra_data"]["submission_metadata"] = metadata
     if notes:
