@@ -449,3 +449,31 @@ def test_pl_results_stay_under_one_megabyte_with_large_images() -> None:
     assert len(json.dumps(document).encode()) <= 1_000_000
     assert document["images"] or "left out to keep the results under 1 MB" in document["message"]
     assert all(len(i["url"]) < png_size for i in document["images"])  # shrunk, not passed through
+
+
+# ------------------------------------------------------------------------------------------ the CLI
+
+
+def test_autograde_command_writes_results_and_exits_zero_on_a_fault(tmp_path: Path, failing_judge: None) -> None:
+    from click.testing import CliRunner
+
+    from grader.cli import main
+
+    (tmp_path / "submission").mkdir()
+    done = CliRunner().invoke(main, ["autograde", "--platform", "gradescope", "--root", str(tmp_path),
+                                     "--hidden-visibility", "after_due_date"])
+    assert done.exit_code == 0, done.output
+    assert f"fault: wrote {tmp_path / 'results' / 'results.json'}" in done.output
+    assert "RuntimeError: the training cache is corrupt (test)" in done.output  # the traceback, for the staff log
+    assert validate_gradescope(json.loads((tmp_path / "results" / "results.json").read_text())) == []
+
+
+def test_release_refuses_a_gradescope_name_that_is_not_a_zip(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from grader.cli import main
+
+    done = CliRunner().invoke(main, ["release", "--check", "--root", str(ROOT),
+                                     "--gradescope", str(tmp_path / "autograder.tar")])
+    assert done.exit_code == 2
+    assert "expected a .zip file name" in done.output and not (tmp_path / "autograder.tar").exists()
