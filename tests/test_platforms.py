@@ -222,6 +222,14 @@ def test_a_broken_grader_still_writes_results_json(gradescope: Gradescope, tmp_p
     assert "wrote no results.json" in output
 
 
+def test_a_grading_past_the_deadline_still_writes_results_json(gradescope: Gradescope, tmp_path: Path,
+                                                               solutions_dir: Path) -> None:
+    results, _ = gradescope.run(tmp_path / "autograder", lambda f: shutil.copytree(solutions_dir, f,
+                                dirs_exist_ok=True), GRADER_DEADLINE="3")
+    assert results["score"] == 0 and results["extra_data"]["exit_code"] == 124
+    assert "did not finish within the autograder's deadline of 3 s" in results["output"]
+
+
 # -------------------------------------------------------------------------------------- PrairieLearn
 
 
@@ -277,6 +285,7 @@ def test_release_folder_holds_image_recipe_entrypoint_and_info(prairielearn: Pra
     options = json.loads((release / "info.json").read_text())["externalGradingOptions"]
     assert options["enabled"] is True and options["enableNetworking"] is False
     assert 0 < options["timeout"] <= MAX_TIMEOUT
+    assert f'deadline="${{GRADER_DEADLINE:-{options["timeout"] - 30}}}"' in (release / "entrypoint").read_text()
     assert options["entrypoint"] in dockerfile
 
 
@@ -327,6 +336,13 @@ def test_pl_broken_grader_still_writes_results_json(prairielearn: PrairieLearn, 
                                PYTHONPATH=str(_broken_grader(tmp_path)))
     assert results["gradable"] is False
     assert "not a problem with your work" in results["format_errors"][0]
+
+
+def test_pl_grading_past_the_deadline_is_not_gradable(prairielearn: PrairieLearn, tmp_path: Path,
+                                                      solutions_dir: Path) -> None:
+    results = prairielearn.run(tmp_path / "grade", lambda f: shutil.copytree(solutions_dir, f, dirs_exist_ok=True),
+                               GRADER_DEADLINE="3")
+    assert results["gradable"] is False and "exit 124" in results["format_errors"][0]
 
 
 # --------------------------------------------------------------------------- the library, in process

@@ -64,8 +64,10 @@ RUN_AUTOGRADER = """\
 #!/usr/bin/env bash
 # Gradescope runs this for every submission (as root, in /autograder). It grades /autograder/submission,
 # hidden checks included, and always leaves /autograder/results/results.json behind, even when the grader
-# itself fails (then its output says what went wrong).
+# itself fails (then its output says what went wrong) or runs past GRADER_DEADLINE seconds (default 570: under
+# Gradescope's default 10-minute timeout; raise both together in the autograder settings and here).
 set -uo pipefail
+deadline="${{GRADER_DEADLINE:-570}}"
 root="${{GRADER_AUTOGRADER_ROOT:-/autograder}}"
 source_dir="${{GRADER_AUTOGRADER_SOURCE:-$root/source}}"
 venv="${{GRADER_VENV:-/opt/convgrader}}"
@@ -75,20 +77,24 @@ mkdir -p "$root/results"
 rm -f "$results"
 log="$(mktemp)"
 export FASHION_MNIST_DIR="$source_dir/{data}" TF_CPP_MIN_LOG_LEVEL=2
-"$venv/bin/grader" autograde --platform gradescope --root "$root" "${{options[@]}}" 2>&1 | tee "$log"
+timeout --kill-after=15 "$deadline" "$venv/bin/grader" autograde --platform gradescope --root "$root" \
+  "${{options[@]}}" 2>&1 | tee "$log"
 code=${{PIPESTATUS[0]}}
 if [ ! -s "$results" ]; then
   echo "the grader exited with $code and wrote no results.json; writing one that says so" >&2
-  python3 - "$results" "$code" "$log" <<'PY' || printf '{fallback}\\n' "$code" > "$results"
+  python3 - "$results" "$code" "$log" "$deadline" <<'PY' || printf '{fallback}\\n' "$code" > "$results"
 import json, sys
-path, code, log = sys.argv[1], sys.argv[2], open(sys.argv[3], errors="replace").read()[-4000:]
-last = (log.strip().splitlines() or ["(no output)"])[-1]
+path, code, deadline = sys.argv[1], int(sys.argv[2]), sys.argv[4]
+log = open(sys.argv[3], errors="replace").read()[-4000:]
+if code in (124, 137):  # timeout(1): the deadline passed
+    why = f"grading did not finish within the autograder's deadline of {{deadline}} s"
+else:
+    why = "Grader error: `" + (log.strip().splitlines() or ["(no output)"])[-1] + f"` (exit {{code}})"
 json.dump({{
     "score": 0.0, "tests": [], "output_format": "md",
     "output": "The grader failed while grading this submission; this is not a problem with your work and 0 "
-              "is not your score. Your instructor can see the details and regrade it.\\n\\nGrader error: `"
-              + last + "` (exit " + code + ").",
-    "extra_data": {{"status": "grader_error", "exit_code": int(code), "log_tail": log}},
+              "is not your score. Your instructor can see the details and regrade it.\\n\\n" + why + ".",
+    "extra_data": {{"status": "grader_error", "exit_code": code, "deadline_s": float(deadline), "log_tail": log}},
 }}, open(path, "w"), indent=2)
 PY
 fi

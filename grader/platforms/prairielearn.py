@@ -47,14 +47,16 @@ RUN chmod 755 {entrypoint}
 ENTRYPOINT = """\
 #!/usr/bin/env bash
 # PrairieLearn runs this in the grading container: it grades /grade/student (hidden checks included) and
-# always writes /grade/results/results.json, creating the folder (a grader fault is written there too).
+# always writes /grade/results/results.json, creating the folder (a grader fault is written there too, and so
+# is a grading that runs past GRADER_DEADLINE seconds: {deadline} by default, under the question's timeout).
 set -uo pipefail
+deadline="${{GRADER_DEADLINE:-{deadline}}}"
 root="${{GRADER_PL_ROOT:-/grade}}"
 results="$root/results/results.json"
 options=({options})
 mkdir -p "$root/results"
 rm -f "$results"
-grader autograde --platform prairielearn --root "$root" "${{options[@]}}"
+timeout --kill-after=10 "$deadline" grader autograde --platform prairielearn --root "$root" "${{options[@]}}"
 code=$?
 if [ ! -s "$results" ]; then
   echo "the grader exited with $code and wrote no results.json; writing one that says so" >&2
@@ -64,8 +66,9 @@ exit 0
 """
 
 # When the grader wrote nothing: a fixed results.json (printf fills in the exit code).
-_FALLBACK = ('{"gradable": false, "score": 0, "format_errors": ["The grader failed (exit %s); this is not a problem '
-             'with your work. Your instructor can see the details and regrade it."], "message": "The grader failed."}')
+_FALLBACK = ('{"gradable": false, "score": 0, "format_errors": ["The grader failed or ran out of time (exit %s; 124: '
+             'the deadline passed); this is not a problem with your work. Your instructor can see the details and '
+             'regrade it."], "message": "The grader failed."}')
 
 
 def write_prairielearn(root: Path, target: Path, *, skip_training: bool = False, timeout: int = MAX_TIMEOUT,
@@ -88,8 +91,9 @@ def write_prairielearn(root: Path, target: Path, *, skip_training: bool = False,
     (target / "Dockerfile").write_text(
         DOCKERFILE.format(python=_package.python_version(), wheel=wheel.name, image=image, **fields), encoding="utf-8")
     entry = target / "entrypoint"
-    entry.write_text(ENTRYPOINT.format(options=" ".join(shlex.quote(o) for o in options), fallback=_FALLBACK),
-                     encoding="utf-8")
+    text = ENTRYPOINT.format(options=" ".join(shlex.quote(o) for o in options), fallback=_FALLBACK,
+                             deadline=max(timeout - 30, timeout * 9 // 10))
+    entry.write_text(text, encoding="utf-8")
     entry.chmod(0o755)
     (target / "info.json").write_text(json.dumps(info_snippet(image, timeout), indent=2) + "\n", encoding="utf-8")
     readme = _README.format(image=image, timeout=timeout, entrypoint=ENTRYPOINT_PATH)
