@@ -187,13 +187,77 @@ def grade(submissions: tuple[Path, ...], out_dir: Path, skip_training: bool, for
                            f"was written for them; run the same command again once fixed. Fix: {DOCTOR}.")
 
 
+# --- grading platforms (Gradescope, PrairieLearn): `release --gradescope/--prairielearn` and `autograde` ---
+
+platform_release_options = [
+    click.option("--gradescope", "gradescope_zip", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Also write Gradescope's autograder zip (setup.sh and run_autograder at its root) here."),
+    click.option("--prairielearn", "prairielearn_dir", type=click.Path(file_okay=False, path_type=Path),
+                 default=None, help="Also write PrairieLearn's grading image recipe, entrypoint and info.json here."),
+    click.option("--platform-skip-training", is_flag=True,
+                 help="Bake --skip-training into the Gradescope/PrairieLearn grader: no accuracy gates "
+                      "(seconds per submission instead of minutes)."),
+]
+
+
+def _release_platforms(root: Path, gradescope_zip: Path | None, prairielearn_dir: Path | None,
+                       skip_training: bool) -> None:
+    if gradescope_zip is not None:
+        from grader.platforms.gradescope import write_autograder_zip
+
+        try:
+            written = write_autograder_zip(root, gradescope_zip, skip_training=skip_training)
+            click.echo(f"Gradescope autograder: {written}")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--gradescope") from None
+    if prairielearn_dir is not None:
+        from grader.platforms.prairielearn import write_prairielearn
+
+        try:
+            folder = write_prairielearn(root, prairielearn_dir, skip_training=skip_training)
+            click.echo(f"PrairieLearn grader: {folder}")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--prairielearn") from None
+
+
+@main.command()
+@click.option("--platform", type=click.Choice(["gradescope", "prairielearn"]), required=True,
+              help="Whose layout: gradescope (/autograder) or prairielearn (/grade).")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The layout's root (default: $GRADER_AUTOGRADER_ROOT or /autograder for Gradescope, "
+                   "$GRADER_PL_ROOT or /grade for PrairieLearn).")
+@click.option("--skip-training", is_flag=True, help="Leave out the accuracy gates.")
+@click.option("--hidden-visibility", type=click.Choice(["after_published", "after_due_date", "hidden"]),
+              default="after_published", show_default=True,
+              help="Gradescope: when students see the hidden checks (and, until then, not their total).")
+@_with(limit_options)
+def autograde(platform: str, root: Path | None, skip_training: bool, hidden_visibility: str, timeout: float,
+              memory: str, cache_dir: Path | None, seed: int) -> None:
+    """Inside a platform's grading container: grade its one submission (hidden checks included) and always
+    write its results.json, even for an unusable submission or a grader fault (exit 0 once it is written)."""
+    from grader.judge import GradeOptions
+    from grader.platforms.autograde import autograde as run
+    from grader.reports.terminal import render_terminal
+
+    options = GradeOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
+                           seed=seed)
+    outcome = run(platform, root, options=options, hidden_visibility=hidden_visibility)  # type: ignore[arg-type]
+    if outcome.result is not None:
+        click.echo(render_terminal(outcome.result, color=False, verbose=False, quiet=False, show_hidden=True))
+    if outcome.details:
+        click.echo(outcome.details, err=True)
+    click.echo(f"{outcome.kind}: wrote {outcome.results}")
+
+
 @main.command()
 @click.option("--check", "check_only", is_flag=True, help="Exit 1 if the committed stubs or notebook are stale.")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="The repository root holding solutions/ and assignments/.")
 @click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the student bundle (stubs, notebook, grader with public checks only) here.")
-def release(check_only: bool, root: Path, bundle_dir: Path | None) -> None:
+@_with(platform_release_options)
+def release(check_only: bool, root: Path, bundle_dir: Path | None, gradescope_zip: Path | None,
+            prairielearn_dir: Path | None, platform_skip_training: bool) -> None:
     """Generate assignments/ (stubs and notebook) from solutions/."""
     from grader.release import release as do_release
 
@@ -213,6 +277,7 @@ def release(check_only: bool, root: Path, bundle_dir: Path | None) -> None:
             click.echo(f"student bundle: {write_bundle(root, bundle_dir)}")
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--bundle") from None
+    _release_platforms(root, gradescope_zip, prairielearn_dir, platform_skip_training)
 
 
 @main.command(name="pack")

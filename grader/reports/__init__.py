@@ -3,6 +3,7 @@
 | module | view |
 |---|---|
 | `gradescope` | Gradescope's results.json |
+| `prairielearn` | PrairieLearn's results.json (external grading), with figures as data URLs |
 | `gradebook` | the instructor's CSV, a row per submission |
 | `junit` | JUnit XML for CI systems |
 | `summary` | Markdown for `$GITHUB_STEP_SUMMARY` |
