@@ -41,6 +41,8 @@ class GradeOptions:
     on_partial: Callable[[SubmissionResult], None] | None = None  # called with the result so far, after each check
     assignment: str = ASSIGNMENT
     ahead: bool = False  # run recorded driver requests in a second, forked sandbox (grader.ahead)
+    exercises: Sequence[str] = ()  # grade only these exercises' checks (grader.check("models")); () for all
+    kernel: bool = False  # the notebook holds the cells a notebook kernel ran (grader.check): feedback says so
 
 
 def suite_dir(assignment: str = ASSIGNMENT) -> Path:
@@ -53,7 +55,9 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
 
     options = options or GradeOptions()
     started = time.perf_counter()
-    prepared = prepare_submission(Path(path), EXPECTED_MODULES)
+    names = getattr(importlib.import_module(f"grader.suites.{options.assignment}"), "NAMES", None)
+    prepared = prepare_submission(Path(path), EXPECTED_MODULES, names, assignment=options.assignment,
+                                  kernel=options.kernel)
     try:
         hide = _paths_to_hide(Path(path), options)
 
@@ -68,7 +72,8 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
 
         sandbox = new_sandbox()
         sandbox.start()  # TensorFlow starts in the sandbox while the judge imports it too
-        plan_key = (options.assignment, options.seed, options.skip_training, options.run_hidden, options.limits)
+        plan_key = (options.assignment, options.seed, options.skip_training, options.run_hidden, options.limits,
+                    tuple(options.exercises))
         ahead = _start_ahead(sandbox, new_sandbox, _plans.get(plan_key)) if options.ahead else None
         recorder = Recorder(_ahead_drivers(options.assignment)) if options.ahead else None
         _import_tensorflow_quietly()
@@ -76,7 +81,7 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
             from grader.student import Student
 
             context = GradingContext(
-                student=Student(sandbox, ahead=ahead, recorder=recorder),
+                student=Student(sandbox, ahead=ahead, recorder=recorder, origin=prepared.origin),
                 skip_training=options.skip_training,
                 run_hidden=options.run_hidden,
                 cache=None if options.skip_training else TrainingCache(options.cache_dir),
@@ -85,7 +90,7 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
                 on_record=_partial_writer(options, prepared.name, started),
             )
             plugin = GraderPlugin(context)
-            status = _run_suites(plugin, suite_dir(options.assignment))
+            status = _run_suites(plugin, suite_dir(options.assignment), options.exercises)
             isolation = getattr(sandbox, "isolation", "unknown")
         finally:
             background_training.stop_all()  # a model no gate waited for must not train into the next grading
@@ -195,11 +200,12 @@ def _freeze_long_lived_objects() -> None:
     gc.freeze()
 
 
-def _run_suites(plugin: GraderPlugin, folder: Path) -> Any:
+def _run_suites(plugin: GraderPlugin, folder: Path, exercises: Sequence[str] = ()) -> Any:
     import pytest
 
+    targets = [str(folder / f"test_{exercise}.py") for exercise in exercises] or [str(folder)]
     args = [
-        str(folder),
+        *targets,
         "-c", str(folder / "pytest.ini"),
         "--rootdir", str(folder),
         "-p", "no:cacheprovider",
