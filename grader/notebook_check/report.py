@@ -104,22 +104,23 @@ def _row(check: CheckResult) -> str:
 
 
 def _feedback(check: CheckResult) -> str:
-    """The failure's message, then expected / got / hint, then what else it said (the layer table)."""
+    """The failure's message, expected / got, what else it said (the layer table), then the hint."""
     rest = check.output.rstrip()
-    fields = []
+    fields: dict[str, str] = {}
     for label, value in (("expected", check.expected), ("got", check.got), ("hint", check.hint)):
-        if value is None:
-            continue
-        rest = rest.replace(_labelled(label, value), "", 1)
-        fields.append(f"<dt>{label}</dt><dd><pre>{esc(value)}</pre></dd>")
-    lines = [line for line in rest.split("\n")]
-    message = next((line for line in lines if line.strip()), "")
-    details = "\n".join(lines[lines.index(message) + 1:] if message else lines).strip("\n")
-    out = f"<div>{esc(message)}</div>" if message else ""
-    if fields:
-        out += "<dl>" + "".join(fields) + "</dl>"
+        if value is not None:
+            rest = rest.replace(_labelled(label, value), "", 1)
+            fields[label] = f"<dt>{label}</dt><dd><pre>{esc(value)}</pre></dd>"
+    lines = rest.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    details = "\n".join(lines[first + 1:] if first is not None else []).strip("\n")
+    out = f"<div>{esc(lines[first])}</div>" if first is not None else ""
+    if "expected" in fields or "got" in fields:
+        out += "<dl>" + fields.get("expected", "") + fields.get("got", "") + "</dl>"
     if details.strip():
         out += f'<pre class="details">{esc(details)}</pre>'
+    if "hint" in fields:
+        out += "<dl>" + fields["hint"] + "</dl>"
     return out
 
 
