@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -122,3 +123,28 @@ def test_chromium_draws_the_table_and_the_failure(report: CheckReport, tmp_path:
         bottom, right = int(drawn[0].max()) + 12, int(drawn[1].max()) + 12
         DOCS_SHOT.parent.mkdir(exist_ok=True)
         Image.open(shot).convert("RGB").crop((0, 0, right, bottom)).save(DOCS_SHOT, optimize=True)
+
+
+def test_a_judge_that_dies_is_a_grader_fault_with_its_log_not_a_score(tmp_path: Path) -> None:
+    from grader.notebook_check import GraderFault, JudgeProcess
+
+    judge = JudgeProcess()
+    judge.command = (sys.executable, "-c", "import sys; sys.stdin.readline(); print('killed by OOM', file=sys.stderr)"
+                     "; sys.exit(3)")
+    try:
+        with pytest.raises(GraderFault, match=r"(?s)stopped \(exit code 3\) before it answered\. This is not a "
+                                              r"mistake in your code.*killed by OOM"):
+            judge.request({"notebook": str(tmp_path / "x.ipynb")}, lambda epoch, epochs: None)
+        assert not judge.running
+    finally:
+        judge.close()
+
+
+def test_a_grader_error_in_the_answer_is_a_grader_fault_and_unusable_input_a_message() -> None:
+    from grader.notebook_check import GraderFault, _report
+
+    with pytest.raises(GraderFault, match="not a mistake in your code"):
+        _report({"error": "Traceback ... RuntimeError: the grader's suites could not run"}, "models", [])
+    report = _report({"unusable": "notebook.ipynb is larger than 50 MiB"}, None, [])
+    assert report.result.status == "error" and report.messages == ["notebook.ipynb is larger than 50 MiB"]
+    assert "notebook.ipynb is larger than 50 MiB" in report._repr_html_()

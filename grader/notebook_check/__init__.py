@@ -26,7 +26,7 @@ from grader.notebook_check.kernel import (
 )
 from grader.notebook_check.report import CheckReport
 
-__all__ = ["CheckReport", "GraderFault", "NotInNotebook", "check", "judge"]
+__all__ = ["CheckReport", "GraderFault", "JudgeProcess", "NotInNotebook", "check", "judge"]
 
 ASSIGNMENT = "convolutions"
 judge = JudgeProcess()  # one per kernel: the first check starts it, the next ones reuse it

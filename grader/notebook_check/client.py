@@ -24,6 +24,8 @@ class GraderFault(RuntimeError):
 class JudgeProcess:
     """`python -m grader.notebook_check.server`, started when first needed, restarted if it died."""
 
+    command = (sys.executable, "-m", "grader.notebook_check.server")
+
     def __init__(self) -> None:
         self._process: subprocess.Popen[str] | None = None
         self._log: IO[bytes] | None = None
@@ -51,9 +53,11 @@ class JudgeProcess:
             except KeyboardInterrupt:
                 self._stop(process)
                 raise
-            except (BrokenPipeError, ValueError):
-                pass
+            except (BrokenPipeError, ValueError):  # it died while we wrote, or wrote something else than an answer
+                self._stop(process)
             code = process.wait()
+            self._close_pipes(process)
+            self._process = None
             raise GraderFault(f"the grader's judge process stopped (exit code {code}) before it answered. This "
                               "is not a mistake in your code; please report it with the end of its log:\n"
                               + self.log_tail())
@@ -77,19 +81,21 @@ class JudgeProcess:
     def _ensure(self) -> subprocess.Popen[str]:
         if self._process is not None and self._process.poll() is None:
             return self._process
+        if self._process is not None:
+            self._close_pipes(self._process)
         if self._log is not None:
             self._log.close()
             Path(self._log.name).unlink(missing_ok=True)
         self._log = tempfile.NamedTemporaryFile(prefix="convgrader-check-", suffix=".log", delete=False)
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "grader.notebook_check.server"],
+            list(self.command),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, encoding="utf-8",
             bufsize=1, env=_environment(), cwd=tempfile.gettempdir(),
         )
         return self._process
 
-    @staticmethod
-    def _stop(process: subprocess.Popen[str]) -> None:
+    @classmethod
+    def _stop(cls, process: subprocess.Popen[str]) -> None:
         """SIGINT first, so that the judge closes its sandboxes; then, after 10 s, SIGKILL."""
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -98,6 +104,16 @@ class JudgeProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        cls._close_pipes(process)
+
+    @staticmethod
+    def _close_pipes(process: subprocess.Popen[str]) -> None:
+        for pipe in (process.stdin, process.stdout):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:  # e.g. a broken pipe while flushing stdin
+                pass
 
 
 def _environment() -> dict[str, str]:
