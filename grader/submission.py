@@ -120,8 +120,9 @@ def _defines_none(directory: Path, names: Mapping[str, Sequence[str]], notebook:
     for file in files:
         if not file.is_file():
             continue
-        defined = defined_names(file.read_text(encoding="utf-8", errors="replace"))
-        if defined is None:
+        text = file.read_text(encoding="utf-8", errors="replace")
+        defined = defined_names(text)
+        if defined is None or (notebook and not text):  # unparsable, or a notebook that could not be read at all
             return False
         found |= defined
     return not any(name in found for group in names.values() for name in group)

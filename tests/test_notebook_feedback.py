@@ -149,3 +149,13 @@ def test_the_live_check_feedback_is_kernel_terms(tmp_path: Path) -> None:
     first = min(result.checks, key=lambda c: c.number)
     assert first.output == ("build_dnn is not defined in this notebook's kernel yet: run the cell of exercise "
                             "`models` first.")
+
+
+def test_a_notebook_that_cannot_be_read_gets_only_that_message(tmp_path: Path) -> None:
+    path = tmp_path / "broken.ipynb"
+    path.write_text("{not json", encoding="utf-8")
+    prepared = prepare_submission(path, EXPECTED_MODULES, NAMES)
+    try:
+        assert len(prepared.messages) == 1 and prepared.messages[0].startswith("the notebook is not valid JSON")
+    finally:
+        prepared.cleanup()
