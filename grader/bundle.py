@@ -78,6 +78,14 @@ grader check assignment --skip-training   # seconds: everything but the accuracy
 grader check assignment                   # also trains your two models (a few minutes)
 ```
 
+Or work in the notebook and check each exercise right under its cell: `grader.check("models")` grades the
+exercise as your notebook's kernel has it now (no need to save), `grader.check()` grades them all.
+
+```sh
+python3 -m pip install ".[notebook]"      # the grader, plus Jupyter to open the notebook
+jupyter lab assignment/{assignment}.ipynb
+```
+
 Fashion-MNIST is read from Debian's package `dataset-fashion-mnist`
 (`sudo apt-get install dataset-fashion-mnist`), from `$FASHION_MNIST_DIR`, or from the Keras cache.
 """

@@ -45,6 +45,8 @@ class GradeOptions:
     ahead: bool = False  # run recorded driver requests in a second, forked sandbox (grader.ahead)
     isolation: str | None = None  # the sandbox's mode: "root", "userns" or "none"; None: the strongest that works
     submission_timeout: float | None = SUBMISSION_TIMEOUT  # seconds for the whole grading; then cut off (partial)
+    exercises: Sequence[str] = ()  # grade only these exercises' checks (grader.check("models")); () for all
+    kernel: bool = False  # the notebook holds the cells a notebook kernel ran (grader.check): feedback says so
 
 
 class _Budget:
@@ -98,7 +100,9 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
 
     options = options or GradeOptions()
     started = time.perf_counter()
-    prepared = prepare_submission(Path(path), EXPECTED_MODULES)
+    names = getattr(importlib.import_module(f"grader.suites.{options.assignment}"), "NAMES", None)
+    prepared = prepare_submission(Path(path), EXPECTED_MODULES, names, assignment=options.assignment,
+                                  kernel=options.kernel)
     try:
         hide = _paths_to_hide(Path(path), options)
 
@@ -114,7 +118,8 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
 
         sandbox = new_sandbox()
         sandbox.start()  # TensorFlow starts in the sandbox while the judge imports it too
-        plan_key = (options.assignment, options.seed, options.skip_training, options.run_hidden, options.limits)
+        plan_key = (options.assignment, options.seed, options.skip_training, options.run_hidden, options.limits,
+                    tuple(options.exercises))
         ahead = _start_ahead(sandbox, new_sandbox, _plans.get(plan_key)) if options.ahead else None
         recorder = Recorder(_ahead_drivers(options.assignment)) if options.ahead else None
         budget = _Budget(options.submission_timeout, [sandbox])  # the second sandbox's answers go unread then
@@ -123,7 +128,7 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
             from grader.student import Student
 
             context = GradingContext(
-                student=Student(sandbox, ahead=ahead, recorder=recorder),
+                student=Student(sandbox, ahead=ahead, recorder=recorder, origin=prepared.origin),
                 skip_training=options.skip_training,
                 run_hidden=options.run_hidden,
                 cache=None if options.skip_training else TrainingCache(options.cache_dir),
@@ -133,7 +138,7 @@ def grade(path: Path, options: GradeOptions | None = None) -> SubmissionResult:
                 cut_off=budget.reason,
             )
             plugin = GraderPlugin(context)
-            status = _run_suites(plugin, suite_dir(options.assignment))
+            status = _run_suites(plugin, suite_dir(options.assignment), options.exercises)
             isolation = getattr(sandbox, "isolation", "unknown")
         finally:
             budget.cancel()
@@ -256,11 +261,12 @@ def _freeze_long_lived_objects() -> None:
     gc.freeze()
 
 
-def _run_suites(plugin: GraderPlugin, folder: Path) -> Any:
+def _run_suites(plugin: GraderPlugin, folder: Path, exercises: Sequence[str] = ()) -> Any:
     import pytest
 
+    targets = [str(folder / f"test_{exercise}.py") for exercise in exercises] or [str(folder)]
     args = [
-        str(folder),
+        *targets,
         "-c", str(folder / "pytest.ini"),
         "--rootdir", str(folder),
         "-p", "no:cacheprovider",

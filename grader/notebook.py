@@ -70,6 +70,23 @@ def extract_notebook(data: bytes, expected_modules: Sequence[str] = ()) -> Noteb
     return result
 
 
+def defined_names(source: str) -> set[str] | None:
+    """The names a module's top level defines (functions, classes, assigned names); None when it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in (t.elts if isinstance(t, ast.Tuple) else [t])
+                         if isinstance(n, ast.Name))
+    return names
+
+
 def write_notebook_modules(code: NotebookCode, folder: Path, expected_modules: Sequence[str]) -> None:
     """_notebook.py plus one shim per expected module."""
     (folder / f"{NOTEBOOK_MODULE}.py").write_text(code.source, encoding="utf-8")

@@ -12,8 +12,9 @@ from collections.abc import Callable
 import nbformat
 
 EXERCISE_TAG = "exercise:{}"
+CHECK_TAG = "check"  # the cells that run grader.check(...)
 
-# A cell is ("markdown", text), ("code", text), or ("exercise", module name).
+# A cell is ("markdown", text), ("code", text), ("exercise", module name) or ("check", module name; "" for all).
 _Cell = tuple[str, str]
 
 _INTRO = """\
@@ -32,13 +33,21 @@ the function names and their arguments. The grader takes from every code cell on
 the function and class definitions and ALL_CAPS constants such as `EDGE_KERNEL`; everything else
 (loading data, training, plotting, printing, `!pip`) is not run while grading, so your notebook is
 graded in seconds. The other cells load the data and run the experiments for you to learn from;
-several train a network for a minute or more."""
+several train a network for a minute or more.
+
+**Check as you go.** Under each exercise cell, a cell runs `grader.check("<module>")`: it grades that
+exercise as this notebook's kernel has it now (run the exercise cell first; there is no need to save),
+with the public checks, and shows what passed and, for each failure, what was expected, what your code
+gave and a hint. The first check of a session starts the grader (about half a minute); the next ones
+take seconds. `grader.check()` at the end checks every exercise, and `grader.check(training=True)`
+also trains your two models for the accuracy gates (a few minutes)."""
 
 _SETUP = """\
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
 
+import grader  # grader.check("<module>") below each exercise checks your work
 from grader.data import load_fashion_mnist
 
 CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -265,7 +274,9 @@ _OUTRO = """\
 - Your functions rely only on imports, other functions and ALL_CAPS constants: variables such as
   `training_images` that a cell creates by running code do not exist while grading.
 - No exercise cell trains a network or loads the data when it runs; it only defines things.
-- A fresh *Restart & Run All* works from top to bottom."""
+- A fresh *Restart & Run All* works from top to bottom.
+
+The cell below checks every exercise at once, as your kernel has them now."""
 
 _CONVOLUTIONS_CELLS: list[_Cell] = [
     ("markdown", _INTRO),
@@ -298,10 +309,12 @@ _CONVOLUTIONS_CELLS: list[_Cell] = [
     ("exercise", "callbacks"),
     ("code", _CALLBACKS_RUN),
     ("markdown", _OUTRO),
+    ("check", ""),
 ]
 
 
 def _notebook(cells: list[_Cell], exercise_code: dict[str, str]) -> str:
+    cells = _with_checks(cells)
     used = [text for kind, text in cells if kind == "exercise"]
     if sorted(used) != sorted(exercise_code):
         raise ValueError(f"notebook exercises {sorted(used)} differ from the modules {sorted(exercise_code)}")
@@ -317,6 +330,9 @@ def _notebook(cells: list[_Cell], exercise_code: dict[str, str]) -> str:
             notebook.cells.append(nbformat.v4.new_markdown_cell(text, id=cell_id))
         elif kind == "code":
             notebook.cells.append(nbformat.v4.new_code_cell(text, id=cell_id))
+        elif kind == "check":
+            call = f'grader.check("{text}")' if text else "grader.check()"
+            notebook.cells.append(nbformat.v4.new_code_cell(call, id=cell_id, metadata={"tags": [CHECK_TAG]}))
         else:
             notebook.cells.append(
                 nbformat.v4.new_code_cell(
@@ -327,6 +343,16 @@ def _notebook(cells: list[_Cell], exercise_code: dict[str, str]) -> str:
             )
     nbformat.validate(notebook)
     return nbformat.writes(notebook, version=4) + "\n"
+
+
+def _with_checks(cells: list[_Cell]) -> list[_Cell]:
+    """A check cell right after each exercise cell."""
+    out: list[_Cell] = []
+    for kind, text in cells:
+        out.append((kind, text))
+        if kind == "exercise":
+            out.append(("check", text))
+    return out
 
 
 def build_convolutions_notebook(exercise_code: dict[str, str]) -> str:

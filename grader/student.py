@@ -19,6 +19,7 @@ from grader.judge_canary import require_keras
 from grader.modelspec import ModelRejected, compile_summary, describe, rebuild_shared
 from grader.sandbox import SandboxError, StudentError
 from grader.sandbox.protocol import ModelSpec, Opaque
+from grader.submission import Origin
 
 
 class StudentFailure(AssertionError):
@@ -61,8 +62,10 @@ def describe_value(value: Any) -> str:
 class Student:
     """The submission, as reachable through its sandbox."""
 
-    def __init__(self, sandbox: Any, *, ahead: Ahead | None = None, recorder: Recorder | None = None) -> None:
+    def __init__(self, sandbox: Any, *, ahead: Ahead | None = None, recorder: Recorder | None = None,
+                 origin: Origin | None = None) -> None:
         self.sandbox = sandbox
+        self.origin = origin or Origin()  # folder, notebook or kernel: what the feedback names
         self.ahead = ahead  # answers of driver requests run ahead in a second sandbox (grader.ahead)
         self.recorder = recorder  # what to run ahead in the next grading
         self._models: dict[str, StudentModel] = {}
@@ -162,7 +165,7 @@ class Student:
         if isinstance(exc, StudentError) and exc.exc_type == "AttributeError" and exc.phase != "import":
             try:
                 if not self.sandbox.has(module, name):
-                    return f"{module}.py does not define {name}. Define it with exactly this name."
+                    return self.origin.undefined(module, name)
             except SandboxError:
                 pass
         return exc.message

@@ -12,11 +12,11 @@ import shutil
 import stat
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from grader.notebook import extract_notebook, write_notebook_modules
+from grader.notebook import defined_names, extract_notebook, write_notebook_modules
 
 MAX_MODULE_SIZE = 1024 * 1024
 MAX_NOTEBOOK_SIZE = 50 * 1024 * 1024
@@ -32,6 +32,38 @@ class SubmissionError(Exception):
     """Unusable input: nothing in it can be graded."""
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where the graded code came from, so that feedback speaks of what the student sees: the modules of a
+    folder, the exercise cells of a notebook, or the cells a notebook's kernel ran (grader.check)."""
+
+    kind: str = "folder"  # "folder" | "notebook" | "kernel"
+    notebook: str = ""  # the notebook's file name (kind "notebook")
+
+    def undefined(self, module: str, name: str) -> str:
+        """The feedback for a name the submission does not define."""
+        if self.kind == "kernel":
+            return f"{name} is not defined in this notebook's kernel yet: run the cell of exercise `{module}` first."
+        if self.kind == "notebook":
+            return (f"the notebook {self.notebook} does not define {name}: define it, with exactly this name, in "
+                    f"the exercise cell tagged exercise:{module}.")
+        return f"{module}.py does not define {name}. Define it with exactly this name."
+
+    def defines_none(self, names: Mapping[str, Sequence[str]], assignment: str) -> str:
+        """The one account, above the checks, for a submission that defines none of the assignment's names."""
+        listed = ", ".join(name for group in names.values() for name in group)
+        if self.kind == "kernel":
+            return (f"this notebook's kernel defines none of the functions the lab asks for: {listed}; run the "
+                    "lab's exercise cells (tagged exercise:<module>) first, then check again.")
+        if self.kind == "notebook":
+            return (f"this notebook ({self.notebook}) defines none of the functions the lab asks for: {listed}; "
+                    f"start from the assignment's {assignment}.ipynb, whose exercise cells are tagged "
+                    "exercise:<module>.")
+        modules = ", ".join(f"{module}.py" for module in names)
+        return (f"this folder defines none of the functions the lab asks for: {listed}; start from the "
+                f"assignment's stubs ({modules}), which name each of them.")
+
+
 @dataclass
 class PreparedSubmission:
     name: str  # the submission's id: its file or folder name ("alice.ipynb" -> "alice")
@@ -40,12 +72,16 @@ class PreparedSubmission:
     kind: str  # "folder" | "notebook" | "zip"
     messages: list[str] = field(default_factory=list)
     workspace: Path | None = None  # the temp folder that holds `directory` (and a zip's extraction)
+    origin: Origin = field(default_factory=Origin)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.workspace or self.directory, ignore_errors=True)
 
 
-def prepare_submission(path: Path, expected_modules: Sequence[str]) -> PreparedSubmission:
+def prepare_submission(path: Path, expected_modules: Sequence[str], names: Mapping[str, Sequence[str]] | None = None,
+                       *, assignment: str = "convolutions", kernel: bool = False) -> PreparedSubmission:
+    """names: what each expected module must define; a submission that defines none of them gets one message
+    saying so, first. kernel: the notebook holds the cells a notebook kernel ran (grader.check)."""
     path = Path(path)
     if not path.exists():
         raise SubmissionError(f"{path} does not exist")
@@ -56,29 +92,48 @@ def prepare_submission(path: Path, expected_modules: Sequence[str]) -> PreparedS
     try:
         if path.is_dir():
             kind, name = "folder", path.resolve().name
-            _from_tree(path, directory, expected_modules, messages)
+            notebook = _from_tree(path, directory, expected_modules, messages)
         elif path.suffix.lower() == ".ipynb":
-            kind, name = "notebook", path.stem
+            kind, name, notebook = "notebook", path.stem, path.name
             _from_notebook(_read_notebook(path), directory, expected_modules, messages)
         elif path.suffix.lower() == ".zip" or zipfile.is_zipfile(path):
             kind, name = "zip", path.stem
             extracted = workspace / "extracted"
             _extract_zip(path, extracted)
-            _from_tree(extracted, directory, expected_modules, messages)
+            notebook = _from_tree(extracted, directory, expected_modules, messages)
         else:
             raise SubmissionError(f"{path.name} is not a folder, a notebook (.ipynb) or a zip")
     except BaseException:
         shutil.rmtree(workspace, ignore_errors=True)
         raise
+    origin = Origin("kernel") if kernel else Origin("notebook", notebook) if notebook else Origin()
+    if names and _defines_none(directory, names, notebook is not None):
+        messages.insert(0, origin.defines_none(names, assignment))
     return PreparedSubmission(name=name, source=path, directory=directory, kind=kind, messages=messages,
-                              workspace=workspace)
+                              workspace=workspace, origin=origin)
+
+
+def _defines_none(directory: Path, names: Mapping[str, Sequence[str]], notebook: bool) -> bool:
+    """Whether the prepared modules define none of `names` (False when a module does not parse: we cannot know)."""
+    files = [directory / "_notebook.py"] if notebook else [directory / f"{module}.py" for module in names]
+    found: set[str] = set()
+    for file in files:
+        if not file.is_file():
+            continue
+        text = file.read_text(encoding="utf-8", errors="replace")
+        defined = defined_names(text)
+        if defined is None or (notebook and not text):  # unparsable, or a notebook that could not be read at all
+            return False
+        found |= defined
+    return not any(name in found for group in names.values() for name in group)
 
 
 # ------------------------------------------------------------------------------------- folders
 
 
-def _from_tree(root: Path, target: Path, expected: Sequence[str], messages: list[str]) -> None:
-    """A folder of modules (or one holding a single sub-folder of them), or a folder with one notebook."""
+def _from_tree(root: Path, target: Path, expected: Sequence[str], messages: list[str]) -> str | None:
+    """A folder of modules (or one holding a single sub-folder of them), or a folder with one notebook: the
+    notebook's file name when the code came from one."""
     folder = _module_folder(root)
     modules = {p.stem: p for p in _entries(folder) if p.suffix == ".py"}
     notebooks = sorted(p for p in _entries(folder) if p.suffix.lower() == ".ipynb")
@@ -87,7 +142,7 @@ def _from_tree(root: Path, target: Path, expected: Sequence[str], messages: list
             names = ", ".join(p.name for p in notebooks)
             raise SubmissionError(f"{root.name} holds several notebooks ({names}) and no modules: submit one")
         _from_notebook(_read_notebook(notebooks[0]), target, expected, messages)
-        return
+        return notebooks[0].name
     if not any(name in modules for name in expected):
         wanted = ", ".join(f"{m}.py" for m in expected)
         raise SubmissionError(f"{root.name} holds none of the assignment's modules ({wanted}) and no notebook")
@@ -98,6 +153,7 @@ def _from_tree(root: Path, target: Path, expected: Sequence[str], messages: list
         near = [p.name for p in modules.values() if p.stem != module and _normalised(p.stem) == module]
         hint = f" ({near[0]} was found: names are case-sensitive and exact)" if near else ""
         messages.append(f"the submission has no {module}.py{hint}; the checks of {module} fail")
+    return None
 
 
 def _entries(folder: Path) -> list[Path]:

@@ -88,8 +88,10 @@ def test_stripping_removes_exactly_the_hidden_functions(parts: list[str]) -> Non
     assert stripped.count("x = 1") == source.count("x = 1")
 
 
-def test_bundle_installs_in_a_fresh_venv_and_checks_the_stubs(bundle: Path, tmp_path: Path) -> None:
-    env_dir = tmp_path / "venv"
+@pytest.fixture(scope="module")
+def installed(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The bundle pip-installed into a fresh virtual environment: (its folder, the environment to run it in)."""
+    env_dir = tmp_path_factory.mktemp("venv") / "venv"
     # System site packages give the venv TensorFlow without a download; the bundle's grader shadows ours.
     venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
@@ -98,6 +100,13 @@ def test_bundle_installs_in_a_fresh_venv_and_checks_the_stubs(bundle: Path, tmp_
     install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                               str(bundle)], capture_output=True, text=True, env=env, timeout=600)
     assert install.returncode == 0, install.stderr[-2000:]
+    return env_dir, env
+
+
+def test_bundle_installs_in_a_fresh_venv_and_checks_the_stubs(bundle: Path, installed: tuple[Path, dict[str, str]],
+                                                              tmp_path: Path) -> None:
+    env_dir, env = installed
+    python = env_dir / "bin" / "python"
     where = subprocess.run([str(python), "-c", "import grader; print(grader.__file__)"], cwd=tmp_path,
                            capture_output=True, text=True, env=env)
     assert str(env_dir) in where.stdout, where.stdout + where.stderr
@@ -111,3 +120,36 @@ def test_bundle_installs_in_a_fresh_venv_and_checks_the_stubs(bundle: Path, tmp_
     listing = subprocess.run([str(env_dir / "bin" / "grader"), "list"], capture_output=True, text=True, env=env)
     assert "hidden" not in listing.stdout and "models.py" in listing.stdout
     assert sys.executable != str(python)
+
+
+# The bundle's notebook as a student runs it: its `data` exercise cell (the stub), then its check cell.
+_IN_IPYTHON = """
+import json, sys
+import nbformat
+from IPython.core.interactiveshell import InteractiveShell
+
+shell = InteractiveShell.instance()
+cells = nbformat.read(sys.argv[1], as_version=4).cells
+for cell in cells:
+    tags = cell.metadata.get("tags", [])
+    if "exercise:data" in tags or (cell.source.startswith("grader.check(\\"data") and "check" in tags):
+        source = ("import grader\\n" if "check" in tags else "") + cell.source
+        assert shell.run_cell(source, store_history=True).success
+report = shell.user_ns["_"]
+print(json.dumps({"score": report.score, "max": report.max_score, "grader": sys.modules["grader"].__file__,
+                  "feedback": report.checks[0].output}))
+"""
+
+
+def test_the_bundles_notebook_checks_its_exercise_with_the_installed_grader(
+        bundle: Path, installed: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    env_dir, env = installed
+    env = {**env, "IPYTHONDIR": str(tmp_path / "ipython")}
+    done = subprocess.run([str(env_dir / "bin" / "python"), "-c", _IN_IPYTHON,
+                           str(bundle / "assignment" / "convolutions.ipynb")],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert str(env_dir) in answer["grader"]
+    assert answer["score"] == 0 and answer["max"] > 0
+    assert "NotImplementedError" in answer["feedback"]  # the stub's own hint reaches the student

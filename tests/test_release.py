@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 from grader.release import SOLUTION_MARKERS, release, render_assignment, solution_block_texts, stub_source
-from grader.release_notebook import EXERCISE_TAG
+from grader.release_notebook import CHECK_TAG, EXERCISE_TAG
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = REPO / "assignments" / "convolutions"
@@ -209,7 +209,7 @@ def _exercise_cells(notebook) -> dict[str, list]:
 
 def test_notebook_has_one_tagged_cell_per_exercise(notebook):
     cells = _exercise_cells(notebook)
-    assert set(cells) == {EXERCISE_TAG.format(name) for name in EXERCISES}
+    assert set(cells) == {EXERCISE_TAG.format(name) for name in EXERCISES} | {CHECK_TAG}
     for name in EXERCISES:
         (cell,) = cells[EXERCISE_TAG.format(name)]
         assert cell.cell_type == "code"
@@ -218,10 +218,24 @@ def test_notebook_has_one_tagged_cell_per_exercise(notebook):
         assert cell.source == re.sub(r"\n{4,}", "\n\n\n", kept).strip("\n"), name
 
 
+def test_each_exercise_cell_is_followed_by_its_check_and_the_notebook_ends_with_checking_all(notebook):
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    checks = [cell.source for cell in code if CHECK_TAG in cell.metadata.get("tags", [])]
+    for cell, after in zip(code[:-1], code[1:], strict=True):
+        exercise = [t.split(":", 1)[1] for t in cell.metadata.get("tags", []) if t.startswith("exercise:")]
+        if exercise:
+            assert after.source == f'grader.check("{exercise[0]}")'
+            assert after.metadata["tags"] == [CHECK_TAG]
+    assert len(checks) == len(EXERCISES) + 1
+    assert code[-1].source == "grader.check()" and checks[-1] == "grader.check()"
+    setup = next(cell for cell in code if "load_fashion_mnist" in cell.source)
+    assert any(line.startswith("import grader ") for line in setup.source.splitlines())  # before the first check
+
+
 def test_notebook_exercise_cells_share_one_namespace(notebook):
     namespace: dict = {}
     for cell in notebook.cells:
-        if cell.metadata.get("tags"):
+        if any(tag.startswith("exercise:") for tag in cell.metadata.get("tags", [])):
             exec(compile(cell.source, cell.id, "exec"), namespace)
     defined = {"prepare_images", "build_dnn", "build_cnn", "compile_model", "StopOnThreshold",
                "train_and_evaluate", "EDGE_KERNEL", "convolve2d", "max_pool2d", "layer_activations",
