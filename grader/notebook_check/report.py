@@ -94,7 +94,7 @@ class CheckReport:
 
 
 def _row(check: CheckResult) -> str:
-    mark = "✔ passed" if check.status == "passed" else "✘ failed"
+    mark = {"passed": "✔ passed", "error": "⚠ grader error (not your code)"}.get(check.status, "✘ failed")
     row = (f'<tr class="{esc(check.status)}" data-id="{esc(check.id)}"><td>{esc(check.number)}</td>'
            f"<td>{esc(check.name)}</td><td class=\"num\">{fmt_number(check.score)} / {fmt_number(check.max_score)}"
            f'</td><td class="mark-{esc(check.status)}">{mark}</td></tr>')
