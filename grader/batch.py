@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader.faults import GraderFault, describe_fault
 from grader.judge import SUBMISSION_TIMEOUT, GradeOptions
 from grader.results import CheckResult, SubmissionResult, load_result, save_result
 from grader.sandbox import Limits
@@ -104,6 +105,9 @@ def grade_to_folder(source: Path, folder: Path, options: BatchOptions, submissio
         result.submission = submission_id
     except SubmissionError as exc:
         result = error_result(submission_id, str(exc), time.perf_counter() - started)
+    except GraderFault as exc:  # never graded: no score, graded again by the next run
+        result = error_result(submission_id, f"grader error: {describe_fault(exc)}", time.perf_counter() - started)
+        result.extra["grader_fault"] = describe_fault(exc)
     _write_record(folder, result, final=True)
     return row_of(result, str(source))
 

@@ -133,6 +133,8 @@ def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: P
         result = grade(path, options)
     except SubmissionError as exc:
         raise _usage_error(str(exc)) from None
+    except GraderFault as exc:
+        raise _GraderError(f"nothing was graded: {describe_fault(exc)}\nFix: {exc.fix or DOCTOR}.") from None
     click.echo(terminal.render_terminal(result, color=sys.stdout.isatty(), verbose=verbose, quiet=quiet,
                                         show_hidden=False))
     if result.extra.get("grader_fault"):

@@ -9,7 +9,7 @@ writes no score for it: the TA sees the cause, the student is not blamed.
 from __future__ import annotations
 
 
-class GraderFault(Exception):
+class GraderFault(RuntimeError):
     """The grader (its sandbox, its environment, Keras, the data set, the machine) failed, not the student."""
 
     fix: str = ""  # what the TA can do about it, where known

@@ -20,6 +20,7 @@ from typing import Any
 import grader
 from grader import background_training
 from grader.ahead import Ahead, Recorder, Request
+from grader.faults import GraderFault
 from grader.plugin import GraderPlugin, GradingContext
 from grader.results import SubmissionResult
 from grader.sandbox import Limits, Sandbox
@@ -283,7 +284,8 @@ def _run_suites(plugin: GraderPlugin, folder: Path, exercises: Sequence[str] = (
     if code == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt
     if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
-        raise RuntimeError(f"the grader's suites could not run (pytest exit {code}):\n{sink.getvalue()[-4000:]}")
+        raise GraderFault(f"the grader's suites could not run (pytest exit {code}):\n{sink.getvalue()[-4000:]}",
+                          fix="reinstall the grader; if the suites were edited, run `grader list` to see why")
     return "graded"
 
 

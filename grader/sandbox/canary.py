@@ -31,6 +31,14 @@ def loaded_files(hidden: list[str]) -> dict[str, str]:
     return files
 
 
+def environment_files(environment: list[str], hidden: list[str]) -> dict[str, str]:
+    """The loaded modules that come from the Python environment (the installation and the import roots),
+    which the sandbox shows; modules from elsewhere (a checkout's drivers, hidden on purpose) are gone
+    after the lock-down by design, once imported."""
+    return {name: path for name, path in loaded_files(hidden).items()
+            if _within(os.path.realpath(path), environment) or _within(path, environment)}
+
+
 def import_roots(files: dict[str, str], hidden: list[str]) -> list[str]:
     """The sys.path folders the loaded modules came from (besides the Python installation, e.g. a folder
     on PYTHONPATH), none hidden on purpose nor holding a hidden path (e.g. a checkout, a home folder)."""

@@ -136,9 +136,9 @@ class Server:
         gc.freeze()
         own = os.path.realpath(os.path.dirname(os.path.dirname(__file__)))  # the grader's package: hidden on purpose
         hidden = [os.path.realpath(p) for p in config["hide"]] + [own]
-        files = canary.loaded_files([own])
-        imports = canary.import_roots(files, hidden)
+        imports = canary.import_roots(canary.loaded_files([own]), hidden)
         kept = python_paths() + imports
+        files = canary.environment_files(kept, [own])  # what the lock-down must keep readable
         folders = [p for p in sys.path if p and os.path.isdir(p) and any(_inside(p, k) for k in kept)]
         plan = Plan(
             mode=config["mode"], submission=config["submission"], hide=list(config["hide"]),
