@@ -1,8 +1,7 @@
 """What crosses the sandbox boundary: length-prefixed JSON frames and the values inside them.
 
 A frame is an 8-byte big-endian length followed by that many bytes of JSON, written as ASCII (other
-characters escaped) and read as UTF-8. Frames travel on
-dedicated pipes, never on the sandbox's stdout/stderr. Values are plain JSON where JSON can say it;
+characters escaped) and read as UTF-8. Frames travel on dedicated pipes, never on the sandbox's stdout/stderr. Values are plain JSON where JSON can say it;
 everything else is a JSON object tagged with the key ``"__t__"``:
 
 ===============  =====================================================================
@@ -22,12 +21,12 @@ Nothing is ever pickled or evaluated: decoding untrusted frames only builds the 
 numpy is imported lazily so that this module costs nothing where arrays never appear.
 
 Decoding is bounded by the frame's size, before JSON is parsed: a frame of n bytes may hold at most
-FREE_VALUES + n / BYTES_PER_VALUE JSON values (counted, conservatively, from its commas, colons and opening
-brackets) and nest at most MAX_DEPTH + 4 levels, so that a frame of `[],[],...` (3 bytes for a 64-byte
-Python list) is refused instead of parsed; a frame over MAX_NON_ASCII must be ASCII (one astral
-character would make Python hold the whole text at 4 bytes a character). Large data travels as
-arrays and bytes (one base64 string each). Decoding a frame of n bytes then allocates at most about DECODE_FACTOR * n + DECODE_SLACK bytes
-(tests/test_protocol_bounds.py measures it on random frames).
+FREE_VALUES + n / BYTES_PER_VALUE JSON values (counted, conservatively, from its commas, colons and
+opening brackets) and nest at most MAX_DEPTH + 4 levels, so that a frame of `[],[],...` (3 bytes for a
+64-byte Python list) is refused instead of parsed; a frame over MAX_NON_ASCII must be ASCII (one astral
+character would make Python hold the whole text at 4 bytes a character). Large data travels as arrays
+and bytes (one base64 string each). Decoding a frame of n bytes then allocates at most about
+DECODE_FACTOR * n + DECODE_SLACK bytes (tests/test_protocol_bounds.py measures it on random frames).
 """
 
 from __future__ import annotations
