@@ -2,7 +2,8 @@
 
 A frame is an 8-byte big-endian length followed by that many bytes of JSON, written as ASCII (other
 characters escaped) and read as UTF-8. Frames travel on dedicated pipes, never on the sandbox's
-stdout/stderr. Values are plain JSON where JSON can say it; everything else is a JSON object tagged with the key ``"__t__"``:
+stdout/stderr. Values are plain JSON where JSON can say it; everything else is a JSON object tagged
+with the key ``"__t__"``:
 
 ===============  =====================================================================
 tag              meaning
