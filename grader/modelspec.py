@@ -134,15 +134,16 @@ def _without_variable_values() -> Iterator[None]:
     output shapes, parameter counts). Keras refuses some builds in that scope (a variable made from a value, not
     an initialiser; a compiled config's metrics do); the caller then rebuilds as usual. Keras queues deferred
     variables to be created when the next top-level stateless scope ends (e.g. in a later compute_output_spec);
-    ours are taken off that queue again."""
-    from keras.src.backend.common import global_state
+    ours are taken off that queue again. Where that queue is private and out of reach (grader.keras_compat),
+    the model is built as usual, with values."""
+    from grader import keras_compat
 
-    queued = list(global_state.get_global_attribute("uninitialized_variables") or [])
-    try:
+    with keras_compat.deferred_variables_dropped() as reachable:
+        if not reachable:
+            yield
+            return
         with keras.StatelessScope(initialize_variables=False):
             yield
-    finally:
-        global_state.set_global_attribute("uninitialized_variables", queued)
 
 
 def compile_from(model: keras.Model, compile_config: dict[str, Any] | None) -> keras.Model:
