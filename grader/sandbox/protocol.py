@@ -281,7 +281,7 @@ class _Encoder:
                 "weights": [self.encode(_np().asarray(w), depth + 1) for w in value.weights],
                 "compile_config": self.encode(value.compile_config, depth + 1),
             }
-        return {TAG: "opaque", "type_name": str(value.type_name), "repr": str(value.repr)[:REPR_LIMIT]}
+        return {TAG: "opaque", "type_name": str(value.type_name)[:REPR_LIMIT], "repr": str(value.repr)[:REPR_LIMIT]}
 
     def encode_foreign(self, value: Any, depth: int) -> Any:
         np = _np_if_loaded()
@@ -394,7 +394,7 @@ class _Decoder:
             if tag == "model":
                 return self.decode_payload(data, depth)
             if tag == "opaque":
-                return Opaque(type_name=_str(data["type_name"]), repr=_str(data["repr"])[:REPR_LIMIT])
+                return Opaque(type_name=_str(data["type_name"])[:REPR_LIMIT], repr=_str(data["repr"])[:REPR_LIMIT])
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"a {tag!r} value is malformed: {str(exc)[:200]}") from None
         raise ProtocolError(f"unknown value tag {str(tag)[:40]!r}")
