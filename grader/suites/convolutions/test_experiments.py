@@ -222,7 +222,8 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
     """
     from grader.modelspec import ModelRejected, compile_from, rebuild
 
-    model = rebuild(str(fit.get("json")))
+    model = rebuild(str(fit.get("json")))  # bounded before it is built: a Conv2D(1000) is refused here
+    _initial_weights_are_plausible(list(fit.get("initial") or []), model.get_weights())
     measure = _crossentropy
     if isinstance(fit.get("compile"), dict):
         try:
@@ -233,8 +234,31 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
     losses = []
     for key in ("initial", "weights"):
         model.set_weights(list(fit.get(key) or []))
-        losses.append(measure(labels, np.asarray(model(images, training=False))))
+        outputs = [np.asarray(model(images[i:i + _BATCH], training=False)) for i in range(0, len(images), _BATCH)]
+        losses.append(measure(labels, np.concatenate(outputs)))
     return losses[0], losses[1]
+
+
+_BATCH = 64  # the judge's forward passes over a student's architecture, a few images at a time
+
+
+class ForgedRecord(ValueError):
+    """A fit record whose weights "before fit" cannot be the model's initial weights."""
+
+
+def _initial_weights_are_plausible(initial: list[Any], fresh: list[np.ndarray]) -> None:
+    """The judge draws the model's initial weights itself (the config's own initialisers, rebuilt here): weights
+    recorded as "before fit" must lie in the same range (zeros where the initialiser gives zeros). Records are
+    written where the submission runs; "before" weights scaled up to make any "after" look like learning fail."""
+    if len(initial) != len(fresh):
+        raise ForgedRecord(f"{len(initial)} weight arrays before fit for a model with {len(fresh)}")
+    for before, drawn in zip(initial, fresh, strict=True):
+        before = np.asarray(before)
+        if before.shape != drawn.shape or not np.all(np.isfinite(before)):
+            raise ForgedRecord("weights before fit of another shape, or not finite")
+        limit = float(np.max(np.abs(drawn))) if drawn.size else 0.0
+        if float(np.max(np.abs(before), initial=0.0)) > 1.5 * limit + 1e-6:
+            raise ForgedRecord("weights before fit outside the range of the model's initialisers")
 
 
 def _trained_models_are_real(outcome: dict[str, Any]) -> None:
@@ -253,6 +277,9 @@ def _trained_models_are_real(outcome: dict[str, Any]) -> None:
     for fit in fits[: len(OPTIONS)]:
         try:
             before, after = _losses(fit, train)
+        except ForgedRecord as exc:
+            found.append(f"not the model's initial weights before fit ({exc})")
+            continue
         except (ModelRejected, ValueError, TypeError, IndexError, KeyError):
             found.append("not usable")
             continue
