@@ -55,6 +55,10 @@ _METRIC_NAMES = frozenset({
     "accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy",
     "sparse_top_k_categorical_accuracy", "top_k_categorical_accuracy", "sparse_categorical_crossentropy",
     "categorical_crossentropy", "mse", "mae", "mean_squared_error", "mean_absolute_error", "crossentropy"})
+_LOSS_NAMES = frozenset({
+    "sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy", "mean_squared_error",
+    "mean_absolute_error", "mse", "mae", "huber", "kl_divergence", "hinge", "squared_hinge", "categorical_hinge",
+    "poisson"})
 _COMPILE_KEYS = frozenset({"optimizer", "loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
                            "steps_per_execution", "jit_compile", "auto_scale_loss"})
 _AUX_ROLES = {"_initializer": "initializer", "_regularizer": "regularizer", "_constraint": "constraint"}
@@ -93,7 +97,11 @@ def bound_compile(config: Any) -> None:
         _object(optimizer, "optimizer", where)
         _optimizer_config(optimizer.get("config"))
     for loss in _flat(config.get("loss"), where, "loss"):
-        if not isinstance(loss, str):
+        if _is_function(loss):
+            if loss["config"] not in _LOSS_NAMES:
+                raise ModelRejected(f"unknown loss function. Received: {str(loss['config'])[:60]!r}; expected one of "
+                                    f"{', '.join(sorted(_LOSS_NAMES))}.")
+        elif not isinstance(loss, str):
             _object(loss, "loss", where)
     metrics = list(_flat(config.get("metrics"), where, "metrics")) + list(
         _flat(config.get("weighted_metrics"), where, "weighted_metrics"))
@@ -101,9 +109,10 @@ def bound_compile(config: Any) -> None:
         raise ModelRejected(f"the {where} asks for {len(metrics)} metrics; the judge computes at most {MAX_METRICS}. "
                             "Received too many metrics; `metrics=['accuracy']` is what this lab needs.")
     for metric in metrics:
-        if isinstance(metric, str):
-            if metric not in _METRIC_NAMES:
-                raise ModelRejected(f"unknown metric. Received: {metric[:60]!r}; expected one of "
+        name = metric["config"] if _is_function(metric) else metric
+        if isinstance(name, str):
+            if name not in _METRIC_NAMES | _LOSS_NAMES:
+                raise ModelRejected(f"unknown metric. Received: {str(name)[:60]!r}; expected one of "
                                     f"{', '.join(sorted(_METRIC_NAMES))}.")
         else:
             _object(metric, "metric", where)
@@ -210,6 +219,18 @@ def _optimizer_config(config: Any) -> None:
         if isinstance(value, int) and not isinstance(value, bool) and key != "seed" and not -1 <= value <= 10_000:
             raise ModelRejected(f"the optimizer's {key} is out of range. Received: {key}={value}; expected at most "
                                 "10,000.")
+
+
+def is_builtin_function(value: Any) -> bool:
+    """A loss or metric function by one of the public names allowed here (the form `_is_function` describes)."""
+    return _is_function(value) and value["config"] in _METRIC_NAMES | _LOSS_NAMES
+
+
+def _is_function(value: Any) -> bool:
+    """Keras' form of a function passed by itself (`loss=keras.losses.sparse_categorical_crossentropy`), which it
+    resolves by name among its own public functions; the caller checks the name."""
+    return isinstance(value, dict) and value.get("module") == "builtins" and value.get("class_name") == "function" \
+        and value.get("registered_name") in (None, "function") and isinstance(value.get("config"), str)
 
 
 def _registered(value: dict[str, Any], where: str) -> None:

@@ -213,3 +213,19 @@ def test_nested_models_are_sized_too(nothing_is_built: None) -> None:
     with pytest.raises(ModelRejected, match="too large"):
         rebuild(json.dumps(config))
     assert copy.deepcopy(config)  # the config itself is plain data
+
+
+def test_loss_and_metric_functions_passed_by_name_are_accepted() -> None:
+    """`loss=keras.losses.sparse_categorical_crossentropy` serialises as a builtins function: Keras resolves it by
+    its public name, so a known name is accepted and any other refused."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss=keras.losses.sparse_categorical_crossentropy,
+                  metrics=[keras.metrics.sparse_categorical_accuracy, "accuracy"])
+    compile_config = model.get_compile_config()
+    compile_from(rebuild(model.to_json(), (4,)), compile_config)
+    for key in ("loss", "metrics"):
+        bad = copy.deepcopy(compile_config)
+        target = bad["loss"] if key == "loss" else bad["metrics"][0]
+        target["config"] = "student_loss"
+        with pytest.raises(ModelRejected, match="student_loss|custom object"):
+            compile_from(rebuild(model.to_json(), (4,)), bad)

@@ -222,7 +222,7 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
     """
     from grader.modelspec import ModelRejected, compile_from, rebuild
 
-    model = rebuild(str(fit.get("json")))  # bounded before it is built: a Conv2D(1000) is refused here
+    model = rebuild(_architecture(fit.get("json")))  # bounded before it is built: a Conv2D(1000) is refused here
     _initial_weights_are_plausible(list(fit.get("initial") or []), model.get_weights())
     measure = _crossentropy
     if isinstance(fit.get("compile"), dict):
@@ -237,6 +237,21 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
         outputs = [np.asarray(model(images[i:i + _BATCH], training=False)) for i in range(0, len(images), _BATCH)]
         losses.append(measure(labels, np.concatenate(outputs)))
     return losses[0], losses[1]
+
+
+def _architecture(json_config: Any) -> str:
+    """A fit's model config without the compile config Keras embeds in it: the architecture is what is evaluated
+    here (the compile config, separately, only picks the loss), so a metric the judge refuses to compile (a
+    models.py matter, graded there) does not make the fit unusable."""
+    import json
+
+    try:
+        data = json.loads(str(json_config))
+    except ValueError:
+        return str(json_config)  # rebuild() says what is wrong with it
+    if isinstance(data, dict):
+        data.pop("compile_config", None)
+    return json.dumps(data)
 
 
 _BATCH = 64  # the judge's forward passes over a student's architecture, a few images at a time
