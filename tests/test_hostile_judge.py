@@ -4,11 +4,12 @@ its own exercise, the judge's peak RSS stays within a stated bound of what gradi
 report file stays under its cap.
 
 - float16: the lab CNN with a float16 last layer (its cache key differs: tests/test_cache_key.py trains it);
-- meaniou: compile_model adds MeanIoU(num_classes=6000) (models);
-- bigdense: build_dnn with Dense(300000) (models);
+- meaniou: compile_model's model says its compile config has MeanIoU(num_classes=6000) (models);
+- bigdense: build_dnn's model says it has Dense(300000) (models);
 - privatemodule: build_dnn's config says "keras.src.layers" and adds GaussianNoise and StringLookup (models);
 - conv1000: the first fits the judge re-evaluates are of a Conv2D(1000) model (experiments);
 - forgedrecords: filter_experiment never trains and forges the spies' records, "before" weights x20 (experiments);
+- forgedcalls: filter_experiment never trains and records only calls of train_and_evaluate (experiments);
 - nevertrains: train_and_evaluate never calls fit and invents its history and accuracy (training);
 - bigdict: train_and_evaluate's dict also holds 20,000 keys of 100 characters (training; reports stay small);
 - framebomb: plot_activations writes a 96 MiB frame of `[],` to the sandbox's reply pipe (visualize).
@@ -30,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions" / "convolutions"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hostile_judge"
 LOSES = {"float16": set(), "meaniou": {"models"}, "bigdense": {"models"}, "privatemodule": {"models"},
-         "conv1000": {"experiments"}, "forgedrecords": {"experiments"}, "nevertrains": {"training"},
-         "bigdict": {"training"}, "framebomb": {"visualize"}}
+         "conv1000": {"experiments"}, "forgedrecords": {"experiments"}, "forgedcalls": {"experiments"},
+         "nevertrains": {"training"}, "bigdict": {"training"}, "framebomb": {"visualize"}}
 JUDGE_GROWTH_MB = 400  # the judge's peak RSS over all of them, beyond its peak grading the reference
 MB = 1024**2
 
