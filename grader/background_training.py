@@ -14,7 +14,11 @@ missing, and `train()` then trains in-process exactly as without a job, raising 
 ends with the process that started it (it watches its stdin) and is stopped at the end of the grading
 that started it (`stop_all()`), so an unused one never runs into the next submission's time.
 
-Protocol: one JSON line on the job's stdin ({"cache": dir, "models": [{"key", "json", "compile",
+An outcome another submission must not inherit (NaN, chance: `training.inheritable`) is not written to the
+shared cache: the job writes it to a private cache of its own (a folder under the cache, removed when the
+job stops), where `private_outcome()` finds it for the grading that started the job, and no one else.
+
+Protocol: one JSON line on the job's stdin ({"cache": dir, "private": dir, "models": [{"key", "json", "compile",
 "recipe"}]}), then the pipe stays open; JSON lines on its stdout: {"epoch", "epochs", "logs"} after each
 epoch and {"done": key, "trained": bool} after each model.
 """
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -43,13 +49,15 @@ class _Job:
         self.done: dict[str, threading.Event] = {model["key"]: threading.Event() for model in models}
         self.trained: set[str] = set()  # keys this job trained itself (not already in the cache)
         self.progress = progress
+        self.private = TrainingCache(cache.directory / "private" / secrets.token_hex(8))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "grader.background_training"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write((json.dumps({"cache": str(cache.directory), "models": models}) + "\n").encode())
+        job = {"cache": str(cache.directory), "private": str(self.private.directory), "models": models}
+        self.process.stdin.write((json.dumps(job) + "\n").encode())
         self.process.stdin.flush()  # the pipe stays open: the job ends when it closes
         self.reader = threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True)
         self.reader.start()
@@ -85,6 +93,7 @@ class _Job:
             except OSError:
                 pass
         self.reader.join(timeout=5)
+        shutil.rmtree(self.private.directory, ignore_errors=True)
 
 
 def start(models: list[tuple[str, dict[str, Any] | None]], recipe: Recipe, cache: TrainingCache | None,
@@ -119,6 +128,13 @@ def wait(key: str) -> bool | None:
         return None
     job.done[key].wait()
     return key in job.trained
+
+
+def private_outcome(key: str, trained_from: dict[str, Any]) -> Any:
+    """The outcome a job of this process trained for key and kept to itself (not inheritable), or None."""
+    with _lock:
+        job = next((j for j in _jobs if key in j.done), None)
+    return None if job is None else job.private.get(key, trained_from=trained_from)
 
 
 def stop_all() -> None:
@@ -156,11 +172,12 @@ def main() -> int:
 
     keras_build.install()
     cache = TrainingCache(Path(job["cache"]))
+    private = TrainingCache(Path(job["private"]))
     for model in job["models"]:
         trained = False
         try:
             outcome = train(model["json"], model["compile"], Recipe(**model["recipe"]), cache=cache,
-                            progress=progress)
+                            progress=progress, private=private)
             trained = not outcome.cached
         except Exception:  # noqa: BLE001 - the gate trains in-process and reports the error itself
             pass

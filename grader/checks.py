@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from grader.textcap import FIELD_LIMIT, MESSAGE_LIMIT, clip
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 MARKER = "grader_check"
@@ -49,11 +51,12 @@ class Mismatch(AssertionError):
         hint: str | None = None,
         details: str | None = None,
     ) -> None:
-        self.message = message
-        self.expected = None if expected is None else str(expected)
-        self.got = None if got is None else str(got)
-        self.hint = hint
-        self.details = details
+        # Each part may hold what a submission returned: all are capped, with a marker where text was cut.
+        self.message = clip(message, MESSAGE_LIMIT)
+        self.expected = None if expected is None else clip(expected, FIELD_LIMIT)
+        self.got = None if got is None else clip(got, FIELD_LIMIT)
+        self.hint = None if hint is None else clip(hint, FIELD_LIMIT)
+        self.details = None if details is None else clip(details, FIELD_LIMIT)
         super().__init__(self.render())
 
     def render(self) -> str:

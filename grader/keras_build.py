@@ -22,15 +22,10 @@ _MARK = "_grader_builds_early"
 
 
 def _trainer() -> Any:
-    try:
-        from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
-    except ImportError:  # another backend or a Keras without this module: nothing to do
-        return None
-    if not callable(getattr(TensorFlowTrainer, "_maybe_symbolic_build", None)) or not callable(
-        getattr(TensorFlowTrainer, "_symbolic_build", None)
-    ):
-        return None
-    return TensorFlowTrainer
+    """Keras' private TensorFlowTrainer (grader.keras_compat); None: another backend or Keras, nothing to do."""
+    from grader import keras_compat
+
+    return keras_compat.tensorflow_trainer()
 
 
 def install() -> bool:

@@ -2,8 +2,10 @@
 
 Student code never runs here: a model comes out of the sandbox as its JSON config and compile
 config. Before Keras sees either, the config is walked and every object in it must be one of
-Keras' own built-in classes from an allow-list: a Lambda layer, a custom layer, loss or
-activation is refused with a clear message instead of being deserialised.
+Keras' own built-in classes from an allow-list, resolved by exact (module, class) pairs, and the
+model's size is estimated from the config (grader.configbounds): a Lambda layer, a custom layer,
+loss or activation, a private module, a Dense(300000) or a MeanIoU(num_classes=6000) is refused
+with a clear message before anything is deserialised, built or compiled.
 """
 
 from __future__ import annotations
@@ -17,21 +19,12 @@ from typing import Any
 
 import keras
 
-from grader import sequential_config
+from grader import configbounds, sequential_config
+from grader.configbounds import ALLOWED_LAYERS, ALLOWED_MODELS, ModelRejected
 
-ALLOWED_LAYERS = frozenset(
-    {
-        "InputLayer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
-        "GlobalMaxPooling2D", "Flatten", "Dense", "Dropout", "Reshape", "Rescaling", "Activation",
-        "BatchNormalization", "ReLU", "Softmax", "ZeroPadding2D", "SpatialDropout2D",
-    }
-)
-ALLOWED_MODELS = frozenset({"Sequential", "Functional", "Model"})
+__all__ = ["ALLOWED_LAYERS", "ALLOWED_MODELS", "ModelRejected", "LayerInfo", "rebuild", "rebuild_shared",
+           "compile_from", "describe", "compile_summary", "check_trainable_size", "validate_config"]
 _ALLOWED_MODULE_PREFIXES = ("keras",)
-
-
-class ModelRejected(Exception):
-    """A model config the judge will not rebuild; the message says why and what to use instead."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +56,8 @@ def validate_config(config: Any, where: str = "model") -> None:
             f"the {where} contains a Lambda layer, which the grader does not run. "
             "Use built-in Keras layers only (Conv2D, MaxPooling2D, Flatten, Dense, ...)."
         )
+    if configbounds.is_builtin_function(config):
+        return  # a loss or metric function by its public name (configbounds checks the name where it is used)
     if isinstance(class_name, str) and "module" in config:
         module = config.get("module") or ""
         registered = config.get("registered_name")
@@ -94,9 +89,8 @@ def rebuild(json_config: str, input_shape: tuple[int, ...] = (28, 28, 1)) -> ker
         raise ModelRejected(f"the model's JSON config could not be read: {exc}") from None
     if not isinstance(data, dict):
         raise ModelRejected(f"the model's config is not a Keras model config (received a {type(data).__name__}).")
+    configbounds.bound_model(data, tuple(input_shape), len(json_config))  # before Keras creates anything
     validate_config(data)
-    if data.get("class_name") not in ALLOWED_MODELS:
-        raise ModelRejected(f"expected a keras.Sequential model; received a {data.get('class_name')!r}.")
     try:
         model = sequential_config.deserialize(data)  # what keras.models.model_from_json does, built once
     except Exception as exc:  # Keras raises many types on bad configs
@@ -142,15 +136,16 @@ def _without_variable_values() -> Iterator[None]:
     output shapes, parameter counts). Keras refuses some builds in that scope (a variable made from a value, not
     an initialiser; a compiled config's metrics do); the caller then rebuilds as usual. Keras queues deferred
     variables to be created when the next top-level stateless scope ends (e.g. in a later compute_output_spec);
-    ours are taken off that queue again."""
-    from keras.src.backend.common import global_state
+    ours are taken off that queue again. Where that queue is private and out of reach (grader.keras_compat),
+    the model is built as usual, with values."""
+    from grader import keras_compat
 
-    queued = list(global_state.get_global_attribute("uninitialized_variables") or [])
-    try:
+    with keras_compat.deferred_variables_dropped() as reachable:
+        if not reachable:
+            yield
+            return
         with keras.StatelessScope(initialize_variables=False):
             yield
-    finally:
-        global_state.set_global_attribute("uninitialized_variables", queued)
 
 
 def compile_from(model: keras.Model, compile_config: dict[str, Any] | None) -> keras.Model:
@@ -160,6 +155,7 @@ def compile_from(model: keras.Model, compile_config: dict[str, Any] | None) -> k
             "the model was not compiled: call model.compile(...) in compile_model and return the model."
         )
     validate_config(compile_config, where="compile config")
+    configbounds.bound_compile(compile_config)
     try:
         model.compile_from_config(compile_config)
     except Exception as exc:

@@ -238,4 +238,6 @@ def _failure_text(exc: BaseException | None) -> str:
     notes = [n for n in getattr(exc, "__notes__", []) if n.strip()]
     if notes:
         text += "\n" + "\n".join(notes)
-    return text
+    from grader.textcap import OUTPUT_LIMIT, clip
+
+    return clip(text, OUTPUT_LIMIT)  # what a submission returned may be in it: every report keeps it bounded

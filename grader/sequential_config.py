@@ -8,7 +8,8 @@ does for a Sequential config (safe mode, the layers, `build_input_shape`, `build
 except that it hands all the layers to the Sequential constructor, which builds once. The result is the
 same model: same layers and names, same config, same variables in the same order and, under the same seed,
 the same initial values (tests/test_modelspec.py compares both ways). Anything but a plain Sequential
-config returns None, and the caller uses Keras' own deserialisation.
+config returns None, and the caller uses Keras' own deserialisation. The private Keras names it uses come
+from grader.keras_compat, with public fallbacks.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ def from_json_config(data: Any, *, safe_mode: bool = True) -> Any:
     if not _plain_sequential(data):
         return None
     import keras
-    from keras.src.saving import serialization_lib
+
+    from grader import keras_compat
 
     config = data["config"]
-    with serialization_lib.SafeModeScope(safe_mode):
-        layers = [serialization_lib.deserialize_keras_object(layer, safe_mode=safe_mode) for layer in config["layers"]]
+    with keras_compat.safe_mode_scope(safe_mode):
+        layers = [keras_compat.deserialize(layer, safe_mode=safe_mode) for layer in config["layers"]]
         model = keras.Sequential(layers, name=config["name"])  # Sequential.from_config passes the name only
         shape = config.get("build_input_shape")
-        if not model._functional and shape and isinstance(shape, (tuple, list)):
+        if not keras_compat.started_from_input(model) and shape and isinstance(shape, (tuple, list)):
             model.build(shape)
         build_config = data.get("build_config")
         if build_config and not model.built:
@@ -48,9 +50,9 @@ def deserialize(data: Any, *, safe_mode: bool = True) -> Any:
     """Keras' deserialisation of a parsed model config, built once where it is a plain Sequential config."""
     model = from_json_config(data, safe_mode=safe_mode)
     if model is None:
-        from keras.src.saving import serialization_lib
+        from grader import keras_compat
 
-        model = serialization_lib.deserialize_keras_object(data, safe_mode=safe_mode)
+        model = keras_compat.deserialize(data, safe_mode=safe_mode)
     return model
 
 

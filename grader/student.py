@@ -42,6 +42,9 @@ class StudentModel:
         return compile_summary(self.spec.compile_config)
 
 
+_KEYS_SHOWN = 12
+
+
 def describe_value(value: Any) -> str:
     """A short description of a returned value for 'got:' lines."""
     if value is None:
@@ -49,13 +52,16 @@ def describe_value(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape} and dtype {value.dtype}"
     if isinstance(value, Opaque):
-        return f"a {value.type_name} ({value.repr})"
+        return f"a {value.type_name[:100]} ({value.repr[:300]})"
     if isinstance(value, ModelSpec):
         return f"a Keras {value.class_name} model"
     if isinstance(value, (list, tuple)):
         return f"a {type(value).__name__} of {len(value)} item(s)"
     if isinstance(value, dict):
-        return f"a dict with keys {sorted(map(str, value))}"
+        keys = sorted(str(key)[:60] for key in value)
+        if len(keys) <= _KEYS_SHOWN:
+            return f"a dict with keys {keys}"
+        return f"a dict with {len(keys):,} keys, the first {_KEYS_SHOWN}: {keys[:_KEYS_SHOWN]}"
     return f"a {type(value).__name__} ({value!r:.80})"
 
 

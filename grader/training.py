@@ -2,8 +2,15 @@
 
 Training is the dominant cost of grading this lab, so a model is trained once per distinct
 (model config, compile config, recipe, seed, dataset checksum, TensorFlow/Keras versions): a
-class of submissions with the same architecture trains it once. Layer and model names are not
-part of the key, so two students whose code differs only in names and comments share an entry.
+class of submissions with the same architecture trains it once. The key covers every field of both
+configs except the names that are pure labels (the model's, its layers', the optimizer's and the loss
+object's `name`), so two students whose code differs only in names and comments share an entry, and a
+model that differs in anything that changes training (a dtype policy, an initialiser, a metric's name,
+which names a history key) never does.
+
+An entry is inherited by other submissions, so it must not be poison: each entry records the (label-free)
+configs it was trained from and a hit is checked against them, and an outcome that trained to NaN or to
+chance is never stored for others (it is kept, at most, in a private cache of the grading that trained it).
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ import numpy as np
 
 from grader.results import write_atomic
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+CHANCE_ACCURACY = 0.15  # 10 classes: at or below this, a model learned nothing another submission may inherit
 
 
 @dataclass(frozen=True)
@@ -72,16 +80,32 @@ def library_versions() -> dict[str, str]:
     return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
 
 
-def cache_key(json_config: str, compile_config: dict[str, Any] | None, recipe: Recipe, data_checksum: str) -> str:
+def cache_payload(json_config: str, compile_config: dict[str, Any] | None, recipe: Recipe,
+                  data_checksum: str) -> dict[str, Any]:
+    """Everything that decides what training gives, as JSON data: the key is its digest."""
     payload = {
         "format": CACHE_FORMAT,
-        "model": _without_names(json.loads(json_config)),
-        "compile": _without_names(compile_config or {}),
+        "model": without_labels(json.loads(json_config)),
+        "compile": without_labels(compile_config or {}),
         "recipe": asdict(recipe),
         "data": data_checksum,
         "versions": library_versions(),
     }
+    return json.loads(json.dumps(payload, sort_keys=True))  # as it reads back from an entry
+
+
+def cache_key(json_config: str, compile_config: dict[str, Any] | None, recipe: Recipe, data_checksum: str) -> str:
+    return _key_of(cache_payload(json_config, compile_config, recipe, data_checksum))
+
+
+def _key_of(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def inheritable(outcome: TrainingOutcome) -> bool:
+    """Whether another submission may reuse this outcome: finite numbers and better than chance."""
+    numbers = [outcome.test_loss, outcome.test_accuracy, *(v for values in outcome.history.values() for v in values)]
+    return all(math.isfinite(v) for v in numbers) and outcome.test_accuracy > CHANCE_ACCURACY
 
 
 def default_cache_dir() -> Path:
@@ -103,12 +127,16 @@ class TrainingCache:
         """Whether an entry for key is there (not verified: get() does that)."""
         return self._paths(key)[0].exists()
 
-    def get(self, key: str, need_weights: bool = False) -> TrainingOutcome | None:
+    def get(self, key: str, need_weights: bool = False, *,
+            trained_from: dict[str, Any] | None = None) -> TrainingOutcome | None:
+        """The entry for key, verified; with trained_from (a cache_payload), only if it was trained from that."""
         meta_path, weights_path = self._paths(key)
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             body = meta["outcome"]
-            if meta.get("key") != key or meta.get("digest") != _digest(body):
+            if meta.get("key") != key or meta.get("digest") != _digest({**body, "trained_from": meta["trained_from"]}):
+                return None
+            if trained_from is not None and meta["trained_from"] != trained_from:
                 return None
             weights = None
             if need_weights or weights_path.exists():
@@ -121,7 +149,7 @@ class TrainingCache:
             return None  # missing or corrupt: the caller trains again and overwrites it
         return TrainingOutcome(**body, key=key, cached=True, weights=weights)
 
-    def put(self, key: str, outcome: TrainingOutcome) -> None:
+    def put(self, key: str, outcome: TrainingOutcome, trained_from: dict[str, Any] | None = None) -> None:
         meta_path, weights_path = self._paths(key)
         meta_path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
@@ -140,8 +168,9 @@ class TrainingCache:
         }
         meta = {
             "key": key,
-            "digest": _digest(body),
+            "digest": _digest({**body, "trained_from": trained_from}),
             "weights_sha256": hashlib.sha256(blob).hexdigest(),
+            "trained_from": trained_from,
             "outcome": body,
         }
         write_atomic(meta_path, json.dumps(meta))  # the JSON is the commit point
@@ -169,27 +198,37 @@ def train(
     *,
     cache: TrainingCache | None = None,
     progress: Progress | None = None,
+    private: TrainingCache | None = None,
 ) -> TrainingOutcome:
-    """Train a rebuilt model with the recipe on Fashion-MNIST (cached); raises ModelRejected for bad configs."""
+    """Train a rebuilt model with the recipe on Fashion-MNIST (cached); raises ModelRejected for bad configs.
+
+    An outcome that is not `inheritable` is not written to `cache`; where `private` is given (a cache of
+    one grading only, e.g. a background job's), it is written there instead."""
     from grader.data import load_fashion_mnist
 
     data = load_fashion_mnist()
-    key = cache_key(json_config, compile_config, recipe, data.checksum)
+    payload = cache_payload(json_config, compile_config, recipe, data.checksum)
+    key = _key_of(payload)
     if cache is None:
         return _train_now(json_config, compile_config, recipe, data, key, progress)
     from grader import background_training
 
     trained_now = background_training.wait(key)  # a job started by this grading may be training it
-    hit = cache.get(key)
+    hit = cache.get(key, trained_from=payload)
+    if hit is None and trained_now:
+        hit = background_training.private_outcome(key, payload)  # what the job kept for this grading only
     if hit is not None:
         hit.cached = not trained_now  # what the job trained for this grading is no cache hit to report
         return hit
     with cache.lock(key):
-        hit = cache.get(key)  # another process may have finished it while we waited
+        hit = cache.get(key, trained_from=payload)  # another process may have finished it while we waited
         if hit is not None:
             return hit
         outcome = _train_now(json_config, compile_config, recipe, data, key, progress)
-        cache.put(key, outcome)
+        if inheritable(outcome):
+            cache.put(key, outcome, payload)
+        elif private is not None:
+            private.put(key, outcome, payload)
         return outcome
 
 
@@ -272,9 +311,27 @@ def _digest(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _without_names(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_names(v) for k, v in value.items() if k != "name"}
+# Objects whose config "name" is a pure label: it names the object in summaries and history keys of nothing
+# that training computes. Everything else called "name" stays in the key: a DTypePolicy's name *is* the
+# policy ("float16"), a metric's name is the key of its history.
+_LABELLED_MODULES = frozenset({"keras.layers", "keras.optimizers", "keras.losses"})
+_LABELLED_MODELS = frozenset({"Sequential", "Functional", "Model"})
+
+
+def without_labels(value: Any) -> Any:
+    """A config with the names that are pure labels removed (see _LABELLED_MODULES)."""
     if isinstance(value, list):
-        return [_without_names(v) for v in value]
-    return value
+        return [without_labels(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    labelled = value.get("module") in _LABELLED_MODULES or (
+        value.get("module") == "keras" and value.get("class_name") in _LABELLED_MODELS)
+    out = {}
+    for k, v in value.items():
+        if labelled and k == "config" and isinstance(v, dict):
+            out[k] = {ck: without_labels(cv) for ck, cv in v.items() if ck != "name"}
+        elif labelled and k == "name" and isinstance(v, str):
+            continue  # a Functional model's layer entries carry their name beside their config too
+        else:
+            out[k] = without_labels(v)
+    return out

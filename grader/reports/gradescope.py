@@ -13,6 +13,7 @@ from typing import Any
 
 from grader.reports._common import fmt_number, fmt_seconds, hidden_count, one_line, shown_view
 from grader.results import CheckResult, SubmissionResult, write_json_atomic
+from grader.textcap import REPORT_BUDGET, REPORT_CHECK_LIMIT, Budget, clip_data, clip_messages
 
 _VISIBILITIES = ["hidden", "after_due_date", "after_published", "visible"]
 _FORMATS = ["text", "html", "simple_format", "md", "ansi"]
@@ -64,18 +65,19 @@ SCHEMA: dict[str, Any] = {
 
 def to_gradescope(result: SubmissionResult) -> dict[str, Any]:
     """The results.json document for one submission (all checks, hidden ones marked hidden)."""
-    extra = _strip_binary(result.extra)
+    extra = clip_data(_strip_binary(result.extra))
     extra_data = dict(extra) if isinstance(extra, dict) else {}
     extra_data["status"] = result.status
-    extra_data["messages"] = list(result.messages)
+    extra_data["messages"] = clip_messages(list(result.messages))
     extra_data["submission"] = result.submission
+    budget = Budget(REPORT_BUDGET, REPORT_CHECK_LIMIT)  # the file stays well under 2 MB whatever was returned
     return {
         "score": result.score,
         "execution_time": round(float(result.execution_time), 3),
         "output": _summary_output(result),
         "output_format": "md",
         "test_output_format": "text",
-        "tests": [_test(check) for check in result.checks],
+        "tests": [_test(check, budget) for check in result.checks],
         "extra_data": extra_data,
     }
 
@@ -140,14 +142,14 @@ def validate_gradescope(data: Any) -> list[str]:
     return problems
 
 
-def _test(check: CheckResult) -> dict[str, Any]:
+def _test(check: CheckResult, budget: Budget) -> dict[str, Any]:
     return {
         "name": check.name,
         "number": str(check.number),
         "score": check.score,
         "max_score": check.max_score,
         "status": check.status,
-        "output": check.output,
+        "output": budget.take(check.output),
         "output_format": "text",
         "visibility": "hidden" if check.hidden else "visible",
         "tags": list(check.tags),
@@ -168,7 +170,7 @@ def _summary_output(result: SubmissionResult) -> str:
     hidden = hidden_count(result)
     if hidden:
         lines.append(f"{hidden} hidden check{'s are' if hidden != 1 else ' is'} graded but not shown.")
-    for message in result.messages:
+    for message in clip_messages(list(result.messages)):
         lines.append(f"- {one_line(message, 300)}")
     return "\n\n".join(lines)
 

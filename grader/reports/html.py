@@ -22,6 +22,7 @@ from grader.reports._common import (
     sorted_checks,
 )
 from grader.results import CheckResult, SubmissionResult
+from grader.textcap import REPORT_BUDGET, REPORT_CHECK_LIMIT, Budget, clip_messages
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -49,7 +50,7 @@ def to_html(result: SubmissionResult, show_hidden: bool = False) -> str:
         body.append(f'<p class="meta" id="hidden-note">{hidden} hidden {verb} not shown.</p>')
     body.append("</header>")
     if result.messages:
-        items = "".join(f"<li>{esc(m)}</li>" for m in result.messages)
+        items = "".join(f"<li>{esc(m)}</li>" for m in clip_messages(list(result.messages)))
         body.append(f'<section class="notes" id="notes"><ul>{items}</ul></section>')
     body += _exercises(shown)
     body += _checks(shown)
@@ -95,24 +96,25 @@ def _checks(shown: SubmissionResult) -> list[str]:
     if not shown.checks:
         return []
     out = ['<section id="checks">', "<h2>Checks</h2>"]
+    budget = Budget(REPORT_BUDGET // 2, REPORT_CHECK_LIMIT)  # escaped, text may grow 6x: the page stays < 2 MB
     current = None
     for check in sorted_checks(shown.checks):
         if check.exercise != current:
             current = check.exercise
             out.append(f"<h3>{esc(current)}</h3>")
-        out.append(_check(check))
+        out.append(_check(check, budget))
     out.append("</section>")
     return out
 
 
-def _check(check: CheckResult) -> str:
+def _check(check: CheckResult, budget: Budget) -> str:
     hidden = ' <span class="badge hidden">hidden</span>' if check.hidden else ""
     head = (
         f'<div class="check-head"><span class="badge {esc(check.status)}">{esc(check.status)}</span>'
         f'<span class="name">{esc(check.number)} {esc(check.name)}{hidden}</span>'
         f'<span class="score">{fmt_number(check.score)} / {fmt_number(check.max_score)}</span></div>'
     )
-    feedback = check.output.rstrip()
+    feedback = budget.take(check.output.rstrip())
     if check.status == "failed":
         body = f"<pre>{esc(feedback or '(no feedback)')}</pre>"
     elif feedback:

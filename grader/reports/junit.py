@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from grader.reports._common import fmt_number, hidden_count, one_line, shown_view
 from grader.results import CheckResult, SubmissionResult
+from grader.textcap import JUNIT_BUDGET, clip, clip_messages
 
 # Characters XML 1.0 cannot carry at all, even escaped.
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -54,14 +55,15 @@ def _suite(result: SubmissionResult, include_hidden: bool) -> ET.Element:
     ):
         ET.SubElement(properties, "property", name=name, value=value)
     failures = errors = 0
+    budget = _Budget(JUNIT_BUDGET)  # a class's junit.xml grows by a few KB per submission, whatever it printed
     for check in shown.checks:
-        suite.append(_case(result.submission, check))
+        suite.append(_case(result.submission, check, budget))
         failures += check.status == "failed"
     if result.status == "error":
-        suite.append(_error_case(result))
+        suite.append(_error_case(result, budget))
         errors = 1
     if result.messages:
-        ET.SubElement(suite, "system-out").text = xml_text("\n".join(result.messages))
+        ET.SubElement(suite, "system-out").text = budget.take("\n".join(clip_messages(list(result.messages), 300)))
     count = len(shown.checks) + errors
     suite.attrib.update(
         tests=str(count),
@@ -73,7 +75,7 @@ def _suite(result: SubmissionResult, include_hidden: bool) -> ET.Element:
     return suite
 
 
-def _case(submission: str, check: CheckResult) -> ET.Element:
+def _case(submission: str, check: CheckResult, budget: _Budget) -> ET.Element:
     case = ET.Element(
         "testcase",
         classname=xml_text(f"{submission}.{check.exercise}"),
@@ -82,20 +84,46 @@ def _case(submission: str, check: CheckResult) -> ET.Element:
     )
     score = f"{fmt_number(check.score)} / {fmt_number(check.max_score)}"
     if check.status == "failed":
-        message = one_line(check.output) or f"failed ({score})"
-        failure = ET.SubElement(case, "failure", message=xml_text(message), type="CheckFailed")
-        failure.text = xml_text(check.output or message)
+        message = budget.take(one_line(check.output, 120), whole=True) or f"failed ({score})"
+        failure = ET.SubElement(case, "failure", message=message, type="CheckFailed")
+        failure.text = budget.take(check.output) or message
     ET.SubElement(case, "system-out").text = xml_text(f"{check.id}: {score}")
     return case
 
 
-def _error_case(result: SubmissionResult) -> ET.Element:
+def _error_case(result: SubmissionResult, budget: _Budget) -> ET.Element:
     """A test case that makes a submission the grader could not grade show up as an error."""
     case = ET.Element("testcase", classname=xml_text(f"{result.submission}.grader"), name="grading", time="0")
-    why = "\n".join(result.messages) or "the grader could not grade this submission"
+    why = "\n".join(clip_messages(list(result.messages), 300)) or "the grader could not grade this submission"
     error = ET.SubElement(case, "error", message=xml_text(one_line(why)), type="GradingError")
-    error.text = xml_text(why)
+    error.text = budget.take(why)
     return case
+
+
+class _Budget:
+    """Escaped bytes of feedback a submission's suite may still add; each text is clipped to what is left."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+    def take(self, text: str, whole: bool = False) -> str:
+        """`text` made XML-safe and clipped (marked) to the budget; with `whole`, all of it or nothing."""
+        safe = xml_text(text)
+        cost = _escaped_size(safe)
+        if cost > self.left:
+            if whole or self.left < 80:
+                return ""
+            keep = self.left // 6  # & < > " escape to up to 6 bytes each
+            safe = clip(safe, keep)
+            cost = _escaped_size(safe)
+        self.left -= cost
+        return safe
+
+
+def _escaped_size(text: str) -> int:
+    from xml.sax.saxutils import escape
+
+    return len(escape(text, {'"': "&quot;"}).encode("utf-8"))
 
 
 def _seconds(value: float) -> str:

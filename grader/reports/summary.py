@@ -10,6 +10,7 @@ import re
 
 from grader.reports._common import fmt_number, fmt_seconds, hidden_count, shown_view, sorted_checks
 from grader.results import CheckResult, SubmissionResult
+from grader.textcap import REPORT_CHECK_LIMIT, clip, clip_messages
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
 
@@ -51,7 +52,7 @@ def to_markdown_summary(result: SubmissionResult, show_hidden: bool = False) -> 
         verb = "checks are" if hidden != 1 else "check is"
         lines += ["", f"> {hidden} hidden {verb} not shown; they are graded separately."]
     if result.messages:
-        lines += ["", "### Notes", ""] + [f"- {md_escape(m)}" for m in result.messages]
+        lines += ["", "### Notes", ""] + [f"- {md_escape(m)}" for m in clip_messages(list(result.messages))]
     lines += ["", *_exercise_table(shown)]
     if failed:
         lines += ["", "### Failures"]
@@ -79,5 +80,5 @@ def _failure(check: CheckResult) -> list[str]:
         f"#### {md_escape(check.number)} {md_escape(check.name)} "
         f"({fmt_number(check.score)} / {fmt_number(check.max_score)})"
     )
-    body = check.output.strip() or "(no feedback)"
+    body = clip(check.output.strip(), REPORT_CHECK_LIMIT) or "(no feedback)"
     return [head, "", md_fence(body)]

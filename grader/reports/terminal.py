@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from grader.reports._common import fmt_number, fmt_seconds, hidden_count, one_line, shown_view, sorted_checks
 from grader.results import CheckResult, SubmissionResult
+from grader.textcap import OUTPUT_LIMIT, clip, clip_messages
 
 _STYLES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "cyan": "36"}
 # Control characters a submission could use to rewrite the terminal (ANSI escapes, backspaces, ...).
@@ -44,7 +45,7 @@ def render_terminal(result: SubmissionResult, *, color: bool, verbose: bool, qui
         f"{fmt_seconds(result.execution_time)})",
         "",
     ]
-    lines += [f"! {clean(m)}" for m in result.messages]
+    lines += [f"! {clean(m)}" for m in clip_messages(list(result.messages))]
     lines += ([""] if result.messages else []) + _exercise_table(shown, paint)
     checks = sorted_checks(shown.checks)
     if verbose:
@@ -136,5 +137,5 @@ def _check_line(check: CheckResult, paint: _Painter) -> str:
 
 
 def _feedback(check: CheckResult) -> list[str]:
-    body = clean(check.output).rstrip() or "(no feedback)"
+    body = clean(clip(check.output, OUTPUT_LIMIT)).rstrip() or "(no feedback)"
     return textwrap.indent(body, "      ").split("\n")

@@ -1,8 +1,9 @@
 """What crosses the sandbox boundary: length-prefixed JSON frames and the values inside them.
 
-A frame is an 8-byte big-endian length followed by that many bytes of UTF-8 JSON. Frames travel on
-dedicated pipes, never on the sandbox's stdout/stderr. Values are plain JSON where JSON can say it;
-everything else is a JSON object tagged with the key ``"__t__"``:
+A frame is an 8-byte big-endian length followed by that many bytes of JSON, written as ASCII (other
+characters escaped) and read as UTF-8. Frames travel on dedicated pipes, never on the sandbox's
+stdout/stderr. Values are plain JSON where JSON can say it; everything else is a JSON object tagged
+with the key ``"__t__"``:
 
 ===============  =====================================================================
 tag              meaning
@@ -19,6 +20,14 @@ tag              meaning
 
 Nothing is ever pickled or evaluated: decoding untrusted frames only builds the types above.
 numpy is imported lazily so that this module costs nothing where arrays never appear.
+
+Decoding is bounded by the frame's size, before JSON is parsed: a frame of n bytes may hold at most
+FREE_VALUES + n / BYTES_PER_VALUE JSON values (counted, conservatively, from its commas, colons and
+opening brackets) and nest at most MAX_DEPTH + 4 levels, so that a frame of `[],[],...` (3 bytes for a
+64-byte Python list) is refused instead of parsed; a frame over MAX_NON_ASCII must be ASCII (one astral
+character would make Python hold the whole text at 4 bytes a character). Large data travels as arrays
+and bytes (one base64 string each). Decoding a frame of n bytes then allocates at most about
+DECODE_FACTOR * n + DECODE_SLACK bytes (tests/test_protocol_bounds.py measures it on random frames).
 """
 
 from __future__ import annotations
@@ -39,6 +48,11 @@ HEADER = struct.Struct(">Q")
 TAG = "__t__"
 MAX_DEPTH = 64
 REPR_LIMIT = 300
+FREE_VALUES = 100_000  # any frame may hold this many JSON values (a history, a table of results)
+BYTES_PER_VALUE = 32  # beyond them, one value per 32 bytes of frame
+MAX_VALUES = 2_000_000
+MAX_NON_ASCII = 1024**2  # frames are written as ASCII JSON; a larger one that is not is refused
+DECODE_FACTOR, DECODE_SLACK = 12, 48 * 1024**2  # the stated bound on what decoding a frame allocates
 
 
 class ProtocolError(Exception):
@@ -81,7 +95,7 @@ class Opaque:
 def encode_frame(message: Any) -> bytes:
     """Header + JSON bytes of a message that is already plain JSON data (see :func:`encode_value`)."""
     try:
-        data = json.dumps(message, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        data = json.dumps(message, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         raise EncodeError(f"the message cannot be written as JSON: {exc}") from None
     if len(data) > MAX_FRAME:
@@ -90,11 +104,41 @@ def encode_frame(message: Any) -> bytes:
 
 
 def decode_payload(data: bytes) -> Any:
-    """Parse one frame's JSON strictly; anything malformed is a ProtocolError, never a crash."""
+    """Parse one frame's JSON strictly; anything malformed or too dense is a ProtocolError, never a crash."""
+    _check_density(data)
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise ProtocolError(f"a frame is not valid JSON: {str(exc)[:200]}") from None
+
+
+# A JSON string (escapes included) or a bracket: what nesting is counted over, strings skipped whole.
+_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+def _check_density(data: bytes) -> None:
+    """Refuse a frame whose JSON would take many times its size as Python objects, or nests too deep."""
+    if len(data) > MAX_NON_ASCII and not data.isascii():  # one astral character makes the text 4 bytes a char
+        raise ProtocolError(f"a frame of {_mib(len(data))} is not ASCII JSON (frames over "
+                            f"{_mib(MAX_NON_ASCII)} must be)")
+    values = data.count(b",") + data.count(b":") + data.count(b"[") + data.count(b"{") + 1
+    allowed = min(MAX_VALUES, FREE_VALUES + len(data) // BYTES_PER_VALUE)
+    if values > allowed:
+        raise ProtocolError(
+            f"a frame of {_mib(len(data))} holds up to {values:,} JSON values; at most {allowed:,} for its size "
+            "(send large data as numpy arrays)"
+        )
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH + 4:
+        return
+    depth = 0
+    for match in _STRUCTURE.finditer(data):
+        char = data[match.start()]
+        if char in b"[{":
+            depth += 1
+            if depth > MAX_DEPTH + 4:
+                raise ProtocolError(f"a frame nests values more than {MAX_DEPTH + 4} levels deep")
+        elif char in b"]}":
+            depth -= 1
 
 
 def _reject_constant(name: str) -> Any:
@@ -237,7 +281,7 @@ class _Encoder:
                 "weights": [self.encode(_np().asarray(w), depth + 1) for w in value.weights],
                 "compile_config": self.encode(value.compile_config, depth + 1),
             }
-        return {TAG: "opaque", "type_name": str(value.type_name), "repr": str(value.repr)[:REPR_LIMIT]}
+        return {TAG: "opaque", "type_name": str(value.type_name)[:REPR_LIMIT], "repr": str(value.repr)[:REPR_LIMIT]}
 
     def encode_foreign(self, value: Any, depth: int) -> Any:
         np = _np_if_loaded()
@@ -350,7 +394,7 @@ class _Decoder:
             if tag == "model":
                 return self.decode_payload(data, depth)
             if tag == "opaque":
-                return Opaque(type_name=_str(data["type_name"]), repr=_str(data["repr"])[:REPR_LIMIT])
+                return Opaque(type_name=_str(data["type_name"])[:REPR_LIMIT], repr=_str(data["repr"])[:REPR_LIMIT])
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"a {tag!r} value is malformed: {str(exc)[:200]}") from None
         raise ProtocolError(f"unknown value tag {str(tag)[:40]!r}")

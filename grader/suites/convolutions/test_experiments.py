@@ -165,9 +165,11 @@ def check_test_accuracy(experiment: Outcome[dict[str, Any]]) -> None:
 
 
 @check(points=2, exercise=EXERCISE, hidden=True, depends=("check_one_row_per_option",))
-def check_trains_each_model(experiment: Outcome[dict[str, Any]]) -> None:
+def check_trains_each_model(experiment: Outcome[dict[str, Any]], student: Any, fashion: Any) -> None:
     """filter_experiment trains one model per option, each for the given number of epochs"""
     outcome = experiment.get()
+    if not outcome.get("fits") and _inherits_a_training_that_never_fits(outcome, student, fashion):
+        return  # experiments.py called train_and_evaluate per option, which never trains: graded in training
     _trained_models_are_real(outcome)
     calls = outcome.get("calls") or []
     if calls:  # it uses train_and_evaluate: what it asked for counts, not what training.py made of it
@@ -222,7 +224,8 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
     """
     from grader.modelspec import ModelRejected, compile_from, rebuild
 
-    model = rebuild(str(fit.get("json")))
+    model = rebuild(_architecture(fit.get("json")))  # bounded before it is built: a Conv2D(1000) is refused here
+    _initial_weights_are_plausible(list(fit.get("initial") or []), model.get_weights())
     measure = _crossentropy
     if isinstance(fit.get("compile"), dict):
         try:
@@ -233,8 +236,76 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
     losses = []
     for key in ("initial", "weights"):
         model.set_weights(list(fit.get(key) or []))
-        losses.append(measure(labels, np.asarray(model(images, training=False))))
+        outputs = [np.asarray(model(images[i:i + _BATCH], training=False)) for i in range(0, len(images), _BATCH)]
+        losses.append(measure(labels, np.concatenate(outputs)))
     return losses[0], losses[1]
+
+
+def _architecture(json_config: Any) -> str:
+    """A fit's model config without the compile config Keras embeds in it: the architecture is what is evaluated
+    here (the compile config, separately, only picks the loss), so a metric the judge refuses to compile (a
+    models.py matter, graded there) does not make the fit unusable."""
+    import json
+
+    try:
+        data = json.loads(str(json_config))
+    except ValueError:
+        return str(json_config)  # rebuild() says what is wrong with it
+    if isinstance(data, dict):
+        data.pop("compile_config", None)
+    return json.dumps(data)
+
+
+_BATCH = 64  # the judge's forward passes over a student's architecture, a few images at a time
+
+
+class ForgedRecord(ValueError):
+    """A fit record whose weights "before fit" cannot be the model's initial weights."""
+
+
+def _initial_weights_are_plausible(initial: list[Any], fresh: list[np.ndarray]) -> None:
+    """The judge draws the model's initial weights itself (the config's own initialisers, rebuilt here): weights
+    recorded as "before fit" must lie in the same range (zeros where the initialiser gives zeros). Records are
+    written where the submission runs; "before" weights scaled up to make any "after" look like learning fail."""
+    if len(initial) != len(fresh):
+        raise ForgedRecord(f"{len(initial)} weight arrays before fit for a model with {len(fresh)}")
+    for before, drawn in zip(initial, fresh, strict=True):
+        before = np.asarray(before)
+        if before.shape != drawn.shape or not np.all(np.isfinite(before)):
+            raise ForgedRecord("weights before fit of another shape, or not finite")
+        limit = float(np.max(np.abs(drawn))) if drawn.size else 0.0
+        if float(np.max(np.abs(before), initial=0.0)) > 1.5 * limit + 1e-6:
+            raise ForgedRecord("weights before fit outside the range of the model's initialisers")
+
+
+def _inherits_a_training_that_never_fits(outcome: dict[str, Any], student: Any, fashion: Any) -> bool:
+    """No fit happened, and the records say experiments.py called train_and_evaluate once per option. Those
+    records are written where the submission runs, so the judge checks the excuse itself: it has the student's
+    train_and_evaluate train a small model of its own and looks at the weights that come back. Only when they
+    are the weights it sent (nothing was trained) is the missing fit training.py's, graded there."""
+    from grader.suites.convolutions.reference import payload_of
+
+    if len(outcome.get("calls") or []) != len(OPTIONS):
+        return False
+    import keras
+
+    keras.utils.set_random_seed(EPOCHS)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    train, test = _data(fashion, 128, 64)
+    try:
+        probe = student.drive("train_and_evaluate", payload_of(model), train, test, 1, module="training",
+                              function="train_and_evaluate")
+    except AssertionError:  # train_and_evaluate fails outright: graded in training
+        return True
+    weights = probe.get("weights") if isinstance(probe, dict) else None
+    sent = model.get_weights()
+    if not isinstance(weights, list) or len(weights) != len(sent):
+        return False
+    return all(isinstance(w, np.ndarray) and w.shape == s.shape and np.array_equal(w, s)
+               for w, s in zip(weights, sent, strict=True))
 
 
 def _trained_models_are_real(outcome: dict[str, Any]) -> None:
@@ -253,6 +324,9 @@ def _trained_models_are_real(outcome: dict[str, Any]) -> None:
     for fit in fits[: len(OPTIONS)]:
         try:
             before, after = _losses(fit, train)
+        except ForgedRecord as exc:
+            found.append(f"not the model's initial weights before fit ({exc})")
+            continue
         except (ModelRejected, ValueError, TypeError, IndexError, KeyError):
             found.append("not usable")
             continue

@@ -171,14 +171,17 @@ def check_cnn_accepts_list(student: Any) -> None:
 @check(points=1, exercise="models", hidden=True)
 def check_compile_keeps_layers(student: Any) -> None:
     """compile_model returns the same architecture it was given"""
-    from grader.modelspec import describe, rebuild_shared
+    from grader.modelspec import ModelRejected, describe, rebuild_shared
     from grader.sandbox.protocol import ModelSpec
 
     model = ref.reference_cnn((16,))
     value = student.call("models", "compile_model", ref.payload_of(_uncompiled(model)))
     if not isinstance(value, ModelSpec):
         raise Mismatch("compile_model(model) must return the model.")
-    got = describe(rebuild_shared(value.json_config))
+    try:
+        got = describe(rebuild_shared(value.json_config))
+    except ModelRejected as exc:  # e.g. a compile config the judge refuses: the student's, said as such
+        raise Mismatch(f"compile_model(model) returned a model the grader cannot use: {exc}") from None
     _compare("the model returned by compile_model", describe(model), got, "compile the model in place and return it.")
 
 

@@ -248,9 +248,10 @@ def check_epochs_argument(learning_runs: dict[int, Outcome[dict[str, Any]]], epo
 
 
 @check(points=1, exercise=EXERCISE, hidden=True)
-def check_learns(learning_runs: dict[int, Outcome[dict[str, Any]]]) -> None:
+def check_learns(learning_runs: dict[int, Outcome[dict[str, Any]]], training_data: Data, held_out_data: Data) -> None:
     """after 3 epochs the model given to train_and_evaluate has learned: loss falls, test accuracy beats chance"""
-    result = result_of(learning_runs[3].get(), 3, ("history", "test_accuracy"))
+    outcome = learning_runs[3].get()
+    result = result_of(outcome, 3, ("history", "test_accuracy"))
     losses = history_of(result, 3)["loss"]
     accuracy = result["test_accuracy"]
     if not (losses[-1] < losses[0] and 0.3 < accuracy <= 1.0):
@@ -258,6 +259,34 @@ def check_learns(learning_runs: dict[int, Outcome[dict[str, Any]]]) -> None:
             "the judge's model did not learn in train_and_evaluate(model, train, test, epochs=3).",
             expected="a falling training loss and a test accuracy well above chance (0.1)",
             got=f"loss per epoch {[round(v, 4) for v in losses]}, test_accuracy {accuracy:.4f}",
+            hint="fit the model you are given, on the training images and labels, with the given epochs.",
+        )
+    _judge_sees_learning(outcome.get("weights"), training_data, held_out_data)
+
+
+def _judge_sees_learning(weights: Any, train: Data, test: Data) -> None:
+    """The judge's own evidence: the model's weights after the call, evaluated here against the weights it sent.
+
+    What train_and_evaluate reports (history, test metrics) is written by the submission's code; the weights the
+    model holds afterwards are what fit changed. On the judge's data they must give a lower training loss than
+    the weights the judge sent, and a test accuracy well above chance."""
+    model = judge_model(frozen=False)  # seeded: the very weights the judge sent
+    shapes = [tuple(w.shape) for w in model.get_weights()]
+    if not (isinstance(weights, list) and [getattr(w, "shape", None) for w in weights] == shapes
+            and all(isinstance(w, np.ndarray) and w.dtype.kind == "f" and np.all(np.isfinite(w)) for w in weights)):
+        raise Mismatch("the judge could not read the weights of the model after train_and_evaluate(..., epochs=3).",
+                       expected=f"arrays of shapes {shapes}", got=describe(weights),
+                       hint="train the model you are given in place: model.fit(...); do not replace its weights.")
+    before = float(model.evaluate(*train, verbose=0, return_dict=True)["loss"])
+    model.set_weights(weights)
+    after = model.evaluate(*train, verbose=0, return_dict=True)["loss"]
+    accuracy = float(model.evaluate(*test, verbose=0, return_dict=True)["accuracy"])
+    if not (float(after) < before and accuracy > 0.3):
+        raise Mismatch(
+            "the model given to train_and_evaluate(model, train, test, epochs=3) was not trained: the judge "
+            "evaluated its weights after the call.",
+            expected="a training loss below the untrained model's and a test accuracy well above chance (0.1)",
+            got=f"training loss {before:.4f} before the call, {float(after):.4f} after; test accuracy {accuracy:.4f}",
             hint="fit the model you are given, on the training images and labels, with the given epochs.",
         )
 
