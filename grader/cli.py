@@ -234,7 +234,8 @@ def _release_platforms(root: Path, gradescope_zip: Path | None, prairielearn_dir
               help="Gradescope: when students see the hidden checks (and, until then, not their total).")
 @_with(limit_options)
 def autograde(platform: str, root: Path | None, skip_training: bool, hidden_visibility: str, timeout: float,
-              memory: str, cache_dir: Path | None, seed: int) -> None:
+              memory: str, cache_dir: Path | None, seed: int, isolation: str | None,
+              submission_timeout: float) -> None:
     """Inside a platform's grading container: grade its one submission (hidden checks included) and always
     write its results.json, even for an unusable submission or a grader fault (exit 0 once it is written)."""
     from grader.judge import GradeOptions
@@ -242,7 +243,7 @@ def autograde(platform: str, root: Path | None, skip_training: bool, hidden_visi
     from grader.reports.terminal import render_terminal
 
     options = GradeOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
-                           seed=seed)
+                           seed=seed, isolation=isolation, submission_timeout=submission_timeout)
     outcome = run(platform, root, options=options, hidden_visibility=hidden_visibility)  # type: ignore[arg-type]
     if outcome.result is not None:
         click.echo(render_terminal(outcome.result, color=False, verbose=False, quiet=False, show_hidden=True))

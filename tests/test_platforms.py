@@ -20,6 +20,7 @@ import nbformat
 import pytest
 
 from grader.data import SHA256
+from grader.judge import GradeOptions
 from grader.platforms.autograde import autograde, find_submission, layout
 from grader.platforms.gradescope import write_autograder_zip
 from grader.platforms.prairielearn import MAX_TIMEOUT, write_prairielearn
@@ -374,6 +375,22 @@ def test_a_grader_fault_inside_grading_is_written(platform: str, tmp_path: Path,
     else:
         assert validate_prairielearn(document) == []
         assert document["gradable"] is False and "the training cache is corrupt" in document["output"]
+
+
+def test_a_sandbox_that_cannot_use_python_is_a_fault_not_a_score(tmp_path: Path, solutions_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The grader's own environment broken inside grading (the sandbox cannot read numpy): Gradescope gets the
+    fault for the staff, not a 0 for the student."""
+    import numpy
+
+    monkeypatch.setenv("GRADER_HIDE", str(Path(numpy.__file__).resolve().parent))
+    where = layout("gradescope", tmp_path)
+    shutil.copytree(solutions_dir, where.submission)
+    outcome = autograde("gradescope", tmp_path, options=GradeOptions(skip_training=True))
+    document = json.loads(where.results.read_text())
+    assert outcome.kind == "fault" and "cannot read" in outcome.details and "numpy" in outcome.details
+    assert validate_gradescope(document) == [] and document["extra_data"]["status"] == "grader_error"
+    assert not document.get("tests"), document.get("tests")  # no check charged to the student
 
 
 def test_roots_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -106,11 +106,14 @@ def autograde(platform: Platform, root: Path | str | None = None, *, options: An
     kind: Kind
     try:
         from grader import judge
+        from grader.faults import GraderFault
         from grader.submission import SubmissionError
 
         grade_options = _options(options, where)
         try:
             result = judge.grade(find_submission(where.submission), grade_options)
+            if result.extra.get("grader_fault"):  # the grader failed in it: not a score to post
+                raise GraderFault(f"the grader failed while grading: {result.extra['grader_fault']}")
         except SubmissionError as exc:
             document, kind = _unusable(platform, str(exc), started, metadata, notes), "unusable"
         else:
