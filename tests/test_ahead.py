@@ -152,7 +152,7 @@ def test_the_drivers_run_ahead_are_drivers_of_the_suite() -> None:
 LIMITS = Limits(timeout=15)
 WITHOUT = GradeOptions(skip_training=True, run_hidden=True, limits=LIMITS)
 WITH = GradeOptions(skip_training=True, run_hidden=True, limits=LIMITS, ahead=True)
-PLAN = ("convolutions", 0, True, True, LIMITS)
+PLAN = ("convolutions", 0, True, True, LIMITS, ())  # assignment, seed, skip_training, run_hidden, limits, exercises
 
 # train_and_evaluate that counts its calls in the sandbox and fails the second and the fifth: which checks
 # fail depends on the order of its calls, so the same checks fail only if that order is kept.

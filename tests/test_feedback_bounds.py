@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from grader.checks import Mismatch
-from grader.plugin import _failure_text
+from grader.plugin import _failure_text, _fault_text
 from grader.reports import to_junit_xml, to_markdown_summary, write_submission_reports
 from grader.reports.terminal import render_terminal
 from grader.results import CheckResult, SubmissionResult, save_result
@@ -37,8 +37,8 @@ def test_a_check_crash_with_a_huge_message_is_bounded() -> None:
     try:
         raise RuntimeError(NASTY)
     except RuntimeError as exc:
-        text = _failure_text(exc)
-    assert text.startswith("the grader hit an internal error") and len(text) <= OUTPUT_LIMIT + 100
+        text = _fault_text(exc)
+    assert text.startswith("The grader itself failed") and len(text) <= OUTPUT_LIMIT + 100
 
 
 def test_describing_a_huge_dict_is_short() -> None:
