@@ -2,7 +2,7 @@
 
 `python bench/keras_baseline.py` builds, compiles, fits (5 epochs, batch 32, adam, all 60,000 images)
 and evaluates the dense model and the CNN (32, 32), as a student's notebook would, without the grader.
-The data is read with grader.data (never downloaded). Prints one line per model.
+The data is read with grader.datasets.fashion_mnist (never downloaded). Prints one line per model.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from grader.data import load_fashion_mnist, prepare
+from grader.datasets.fashion_mnist import load_fashion_mnist, prepare
 
 
 def dense_model() -> keras.Model:

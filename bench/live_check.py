@@ -36,7 +36,7 @@ print(json.dumps({{"seconds": time.perf_counter() - _started, "score": _report.s
 
 def _exercise_cells() -> list[str]:
     sys.path.insert(0, str(ROOT))
-    from grader.release import _without_local_imports
+    from grader.authoring.release import _without_local_imports
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     solutions = {path.stem: path.read_text(encoding="utf-8") for path in SOLUTIONS.glob("*.py")}

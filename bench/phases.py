@@ -47,10 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    import grader.background_training as background_training
-    import grader.judge as judge
+    import grader.judge.grading as judge
     import grader.sandbox.client as client
-    import grader.training as training
+    import grader.training.background as background_training
+    import grader.training.cache as training_cache
+    import grader.training.fit as training
 
     scratch = tempfile.TemporaryDirectory(prefix="convgrader-phases-")
     cache = args.cache or Path(scratch.name)
@@ -61,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     imported = time.perf_counter()
     spans: dict[str, float] = collections.defaultdict(float)
     _timed(client.Sandbox, "_await_ready", spans)
-    _timed(training, "_train_now", spans)
+    _timed(training, "train_now", spans)
     _timed(background_training, "wait", spans)
-    _timed(training.TrainingCache, "get", spans)
+    _timed(training_cache.TrainingCache, "get", spans)
     result = judge.grade(args.submission, options)
     graded = time.perf_counter()
 
@@ -78,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         by_exercise[check.exercise] += check.duration
     checks_total = sum(by_exercise.values())
     print(f"score {result.score:g}/{result.max_score:g}, {len(result.checks)} checks\n")
-    print(f"{'import the judge (grader.judge, no TensorFlow yet)':58} {imported - started:7.2f} s")
+    print(f"{'import the judge (grader.judge.grading, no TensorFlow yet)':58} {imported - started:7.2f} s")
     print(f"{'grade(): total':58} {graded - imported:7.2f} s")
     print(f"{'  checks, as the plugin timed them':58} {checks_total:7.2f} s")
     for exercise, seconds in sorted(by_exercise.items(), key=lambda item: -item[1]):
         print(f"    {exercise:54} {seconds:7.2f} s")
     print(f"{'    of which the checks waited for the sandbox to start':58} {spans['_await_ready']:7.2f} s")
     print(f"{'    of which the gates waited for the training job':58} {spans['wait']:7.2f} s")
-    print(f"{'    of which the judge trained (grader.training._train_now)':58} {spans['_train_now']:7.2f} s")
+    print(f"{'    of which the judge trained (grader.training.fit.train_now)':58} {spans['train_now']:7.2f} s")
     print(f"{'    of which it read the training cache':58} {spans['get']:7.2f} s")
     rest = graded - imported - checks_total
     print(f"{'  the rest: collecting the suites (the judge imports':58}")

@@ -1,4 +1,4 @@
-"""convgrader: the autograder for the 'Improving Computer Vision Accuracy using Convolutions' lab."""
+"""convgrader: an autograder for Keras/TensorFlow labs; the labs are assignment packages (grader.assignment)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
     @check(points=2, exercise="models", depends=("cnn_builds",))
     def cnn_parameter_counts(student):
-        \"\"\"build_cnn() has 320, 9,248, 102,528 and 1,290 parameters in its weighted layers\"\"\"
+        \"\"\"build_model() has 320, 9,248, 102,528 and 1,290 parameters in its weighted layers\"\"\"
         ...
         raise Mismatch(expected="320", got="640", hint="(3*3*1+1)*32 = 320: ...")
 
@@ -120,6 +120,11 @@ def check(
         return getattr(pytest.mark, MARKER)(spec)(func)  # type: ignore[no-any-return]
 
     return decorate
+
+
+def register_marker(config: pytest.Config) -> None:
+    """Declare the checks' marker to a pytest run over suites (else pytest warns of an unknown mark)."""
+    config.addinivalue_line("markers", f"{MARKER}(spec): a graded check, declared with grader.checks.check")
 
 
 def spec_of(item: pytest.Item) -> CheckSpec | None:

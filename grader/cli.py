@@ -12,6 +12,7 @@ import click
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from grader import __version__
+from grader.assignment import Assignment
 from grader.faults import DOCTOR, GraderFault, describe_fault
 
 _DEFAULT_TIMEOUT = 60.0
@@ -65,6 +66,26 @@ class IsolationType(click.ParamType):
         return ISOLATION_MODES[value]
 
 
+class AssignmentType(click.ParamType):
+    """An installed assignment's name -> its Assignment; "" (the default) -> the only one installed."""
+
+    name = "name"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        from grader.assignment import Assignment, UnknownAssignment, load
+
+        if isinstance(value, Assignment):
+            return value
+        try:
+            return load(value or None)
+        except UnknownAssignment as exc:
+            self.fail(str(exc), param, ctx)
+
+
+assignment_option = click.option(
+    "--assignment", type=AssignmentType(), default="",
+    help="Which installed assignment (default: the only one installed).")
+
 isolation_option = click.option(
     "--isolation", type=IsolationType(), default="auto", show_default=True,
     help="How the submission's sandbox is isolated: namespaces (root: own mount, pid and network namespaces "
@@ -81,6 +102,7 @@ limit_options = [
                       "Share it to train each model once."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed of the judge's training."),
     isolation_option,
+    assignment_option,
     click.option("--submission-timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
                  help="Seconds for the whole grading of one submission; past it the submission is cut off, keeps "
                       "what was graded (status partial) and the batch goes on."),
@@ -99,7 +121,9 @@ def _with(options):  # type: ignore[no-untyped-def]
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="grader")
 def main() -> None:
-    """Autograder for the 'Improving Computer Vision Accuracy using Convolutions' lab (Fashion-MNIST)."""
+    """Autograder for deep-learning labs in Keras: check your work, grade a class, release an assignment.
+
+    The installed assignments are listed by `grader list` (each command takes --assignment NAME)."""
 
 
 @main.command()
@@ -117,18 +141,18 @@ def main() -> None:
 def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: Path | None,
           summary_path: Path | None, html_path: Path | None, min_score: float | None, quiet: bool, verbose: bool,
           timeout: float, memory: str, cache_dir: Path | None, seed: int, isolation: str | None,
-          submission_timeout: float) -> None:
+          assignment: Assignment, submission_timeout: float) -> None:
     """Check your work: grade PATH (a folder of modules, a notebook, or a .zip) with the public checks."""
-    from grader.judge import GradeOptions, grade
+    from grader.intake.submission import SubmissionError
+    from grader.judge.grading import GradeOptions, grade
     from grader.reports import junit, summary, terminal
     from grader.reports.gradescope import write_results_json
     from grader.reports.html import to_html
     from grader.results import write_atomic
-    from grader.submission import SubmissionError
 
     options = GradeOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
                            seed=seed, progress=None if quiet else _epoch_printer(), isolation=isolation,
-                           submission_timeout=submission_timeout)
+                           submission_timeout=submission_timeout, assignment=assignment.name)
     try:
         result = grade(path, options)
     except SubmissionError as exc:
@@ -168,15 +192,16 @@ def check(path: Path, skip_training: bool, json_path: Path | None, junit_path: P
 @_with(limit_options)
 def grade(submissions: tuple[Path, ...], out_dir: Path, skip_training: bool, force: bool, jobs: int,
           scheduler: str | None, quiet: bool, timeout: float, memory: str, cache_dir: Path | None, seed: int,
-          isolation: str | None, submission_timeout: float) -> None:
+          isolation: str | None, assignment: Assignment, submission_timeout: float) -> None:
     """Grade a class: each submission in isolation, hidden checks included, results under --out."""
-    from grader.batch import RECORD, BatchOptions, run_batch
+    from grader.batch.common import RECORD, BatchOptions
+    from grader.batch.run import run_batch
     from grader.reports.terminal import render_batch_summary
     from grader.results import load_result
 
     options = BatchOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
                            seed=seed, force=force, jobs=jobs, scheduler=scheduler, quiet=quiet, isolation=isolation,
-                           submission_timeout=submission_timeout)
+                           submission_timeout=submission_timeout, assignment=assignment.name)
     try:
         rows = run_batch(list(submissions), out_dir, options)
     except GraderFault as exc:
@@ -203,12 +228,12 @@ platform_release_options = [
 
 
 def _release_platforms(root: Path, gradescope_zip: Path | None, prairielearn_dir: Path | None,
-                       skip_training: bool) -> None:
+                       skip_training: bool, assignment: Assignment) -> None:
     if gradescope_zip is not None:
         from grader.platforms.gradescope import write_autograder_zip
 
         try:
-            written = write_autograder_zip(root, gradescope_zip, skip_training=skip_training)
+            written = write_autograder_zip(root, gradescope_zip, assignment, skip_training=skip_training)
             click.echo(f"Gradescope autograder: {written}")
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--gradescope") from None
@@ -216,7 +241,7 @@ def _release_platforms(root: Path, gradescope_zip: Path | None, prairielearn_dir
         from grader.platforms.prairielearn import write_prairielearn
 
         try:
-            folder = write_prairielearn(root, prairielearn_dir, skip_training=skip_training)
+            folder = write_prairielearn(root, prairielearn_dir, assignment, skip_training=skip_training)
             click.echo(f"PrairieLearn grader: {folder}")
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--prairielearn") from None
@@ -234,16 +259,17 @@ def _release_platforms(root: Path, gradescope_zip: Path | None, prairielearn_dir
               help="Gradescope: when students see the hidden checks (and, until then, not their total).")
 @_with(limit_options)
 def autograde(platform: str, root: Path | None, skip_training: bool, hidden_visibility: str, timeout: float,
-              memory: str, cache_dir: Path | None, seed: int, isolation: str | None,
+              memory: str, cache_dir: Path | None, seed: int, isolation: str | None, assignment: Assignment,
               submission_timeout: float) -> None:
     """Inside a platform's grading container: grade its one submission (hidden checks included) and always
     write its results.json, even for an unusable submission or a grader fault (exit 0 once it is written)."""
-    from grader.judge import GradeOptions
+    from grader.judge.grading import GradeOptions
     from grader.platforms.autograde import autograde as run
     from grader.reports.terminal import render_terminal
 
     options = GradeOptions(skip_training=skip_training, limits=_limits(timeout, memory), cache_dir=cache_dir,
-                           seed=seed, isolation=isolation, submission_timeout=submission_timeout)
+                           seed=seed, isolation=isolation, submission_timeout=submission_timeout,
+                           assignment=assignment.name)
     outcome = run(platform, root, options=options, hidden_visibility=hidden_visibility)  # type: ignore[arg-type]
     if outcome.result is not None:
         click.echo(render_terminal(outcome.result, color=False, verbose=False, quiet=False, show_hidden=True))
@@ -259,41 +285,42 @@ def autograde(platform: str, root: Path | None, skip_training: bool, hidden_visi
 @click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the student bundle (stubs, notebook, grader with public checks only) here.")
 @_with(platform_release_options)
+@assignment_option
 def release(check_only: bool, root: Path, bundle_dir: Path | None, gradescope_zip: Path | None,
-            prairielearn_dir: Path | None, platform_skip_training: bool) -> None:
+            prairielearn_dir: Path | None, platform_skip_training: bool, assignment: Assignment) -> None:
     """Generate assignments/ (stubs and notebook) from solutions/."""
-    from grader.release import release as do_release
+    from grader.authoring.release import release as do_release
 
     if not (root / "solutions").is_dir():
         raise click.ClickException(
             f"no solutions/ folder under {root.resolve()}; run from the repository root or pass --root."
         )
-    files = do_release(root, check=check_only)
+    files = do_release(root, assignment, check=check_only)
     if check_only and files:
         click.echo("stale (run `grader release` and commit):\n" + "\n".join(f"  {f}" for f in files), err=True)
         sys.exit(1)
     click.echo("up to date" if check_only else "\n".join(f"wrote {f}" for f in files) or "nothing to write")
     if bundle_dir is not None:
-        from grader.bundle import write_bundle
+        from grader.authoring.bundle import write_bundle
 
         try:
-            click.echo(f"student bundle: {write_bundle(root, bundle_dir)}")
+            click.echo(f"student bundle: {write_bundle(root, bundle_dir, assignment)}")
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--bundle") from None
-    _release_platforms(root, gradescope_zip, prairielearn_dir, platform_skip_training)
+    _release_platforms(root, gradescope_zip, prairielearn_dir, platform_skip_training, assignment)
 
 
 @main.command(name="pack")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "archive", type=click.Path(dir_okay=False, path_type=Path), default=Path("submission.zip"),
               show_default=True, help="The zip to write.")
-def pack_command(path: Path, archive: Path) -> None:
+@assignment_option
+def pack_command(path: Path, archive: Path, assignment: Assignment) -> None:
     """Pack your modules (or your notebook) into a small submission.zip to hand in."""
-    from grader.judge import EXPECTED_MODULES
-    from grader.pack import PackError, pack
+    from grader.intake.pack import PackError, pack
 
     try:
-        report = pack(path, archive, EXPECTED_MODULES)
+        report = pack(path, archive, assignment.modules)
     except PackError as exc:
         raise click.ClickException(str(exc)) from None
     for warning in report.warnings:
@@ -303,11 +330,16 @@ def pack_command(path: Path, archive: Path) -> None:
 
 @main.command(name="list")
 @click.option("--hidden/--no-hidden", default=True, help="Include hidden checks (instructors).")
-def list_checks(hidden: bool) -> None:
+@assignment_option
+def list_checks(hidden: bool, assignment: Assignment) -> None:
     """List the assignment's exercises, checks, points and which checks are hidden."""
-    from grader.catalog import list_checks as catalog
+    from grader.authoring.catalog import list_checks as catalog
 
-    for line in catalog(include_hidden=hidden):
+    try:
+        lines = catalog(assignment, include_hidden=hidden)
+    except GraderFault as exc:
+        raise click.ClickException(f"{exc}\nFix: {exc.fix}") from None
+    for line in lines:
         click.echo(line)
 
 
@@ -315,12 +347,13 @@ def list_checks(hidden: bool) -> None:
 @isolation_option
 @click.option("--reference", type=click.Path(exists=True, path_type=Path), default=None,
               help="A solution to grade as the last check (default: the checkout's reference, if any).")
-def doctor(isolation: str | None, reference: Path | None) -> None:
+@assignment_option
+def doctor(isolation: str | None, reference: Path | None, assignment: Assignment) -> None:
     """Is this machine ready to grade? Checks Python, packages, data, sandbox, Keras, and grades the reference."""
     from grader.doctor import default_reference, examine
 
     ready = True
-    for finding in examine(isolation, reference or default_reference()):
+    for finding in examine(isolation, reference or default_reference(assignment.name), assignment):
         mark = "OK  " if finding.ok else ("FAIL" if finding.required else "note")
         click.echo(f"{mark}  {finding.name:<10} {finding.detail}")
         if not finding.ok and finding.fix:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.assignment import Assignment
+from grader.assignment import load as load_assignment
 from grader.faults import GraderFault, describe_fault
 
 MODE_MEANING = {
@@ -37,20 +39,22 @@ class Finding:
     required: bool = True
 
 
-def examine(isolation: str | None = None, reference: Path | None = None) -> Iterator[Finding]:
+def examine(isolation: str | None = None, reference: Path | None = None,
+            assignment: Assignment | None = None) -> Iterator[Finding]:
     """The findings, in order; the reference grading (slow: TensorFlow twice) comes last."""
+    assignment = assignment or load_assignment()
     yield _python()
     yield _packages()
-    yield _dataset()
+    yield _dataset(assignment)
     mode_finding, mode = _isolation(isolation)
     yield mode_finding
     yield _browser()
     yield _keras()
     if mode_finding.ok:
-        yield _reference(mode, reference)
+        yield _reference(mode, reference, assignment)
 
 
-def default_reference(assignment: str = "convolutions") -> Path | None:
+def default_reference(assignment: str) -> Path | None:
     """The reference solution beside the installed package (a checkout), or $GRADER_REFERENCE."""
     override = os.environ.get("GRADER_REFERENCE")
     if override:
@@ -77,14 +81,15 @@ def _packages() -> Finding:
     return Finding("packages", ok, ", ".join(found), "" if ok else fix)
 
 
-def _dataset() -> Finding:
-    from grader.data import INSTALL_HINT, DatasetError, load_fashion_mnist
-
+def _dataset(assignment: Assignment) -> Finding:
+    if assignment.dataset is None:
+        return Finding("dataset", True, f"{assignment.name} needs no data set")
+    dataset = assignment.dataset_module()
     try:
-        data = load_fashion_mnist()
-    except DatasetError as exc:
-        return Finding("dataset", False, describe_fault(exc), INSTALL_HINT)
-    return Finding("dataset", True, f"Fashion-MNIST in {data.directory}, SHA-256 verified")
+        data = dataset.load()
+    except GraderFault as exc:  # a DatasetError
+        return Finding("dataset", False, describe_fault(exc), getattr(dataset, "INSTALL_HINT", exc.fix))
+    return Finding("dataset", True, f"{assignment.dataset} in {data.directory}, SHA-256 verified")
 
 
 def _isolation(asked: str | None) -> tuple[Finding, str]:
@@ -110,8 +115,8 @@ def _browser() -> Finding:
 
 
 def _keras() -> Finding:
-    from grader.judge import import_tensorflow_quietly
-    from grader.judge_canary import keras_rebuild_fault
+    from grader.judge.canary import keras_rebuild_fault
+    from grader.judge.grading import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     fault = keras_rebuild_fault()
@@ -121,10 +126,10 @@ def _keras() -> Finding:
     return Finding("keras", True, "the judge rebuilds models from their JSON config")
 
 
-def _reference(mode: str, reference: Path | None) -> Finding:
-    from grader.judge import GradeOptions, grade, preflight
+def _reference(mode: str, reference: Path | None, assignment: Assignment) -> Finding:
+    from grader.judge.grading import GradeOptions, grade, preflight
 
-    options = GradeOptions(skip_training=True, isolation=mode)
+    options = GradeOptions(skip_training=True, isolation=mode, assignment=assignment.name)
     started = time.perf_counter()
     try:
         if reference is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,6 @@ from typing import Any, Literal
 Status = Literal["passed", "failed", "error"]  # error: the grader failed in this check, not the student
 SubmissionStatus = Literal["graded", "partial", "error"]
 
-EXERCISES = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")
 
 
 @dataclass
@@ -25,7 +25,7 @@ class CheckResult:
 
     id: str  # stable identifier: "<exercise>::<function name>"
     name: str  # the title a student sees (the check's docstring)
-    exercise: str  # the exercise module it grades: one of EXERCISES
+    exercise: str  # the exercise module it grades: one of its assignment's modules
     number: str  # ordering key, e.g. "2.3"
     max_score: float
     score: float
@@ -50,7 +50,7 @@ class SubmissionResult:
     """Everything the grader found out about one submission."""
 
     submission: str  # the submission's id: its file or folder name
-    assignment: str = "convolutions"
+    assignment: str = ""  # the assignment's name (grader.assignment)
     status: SubmissionStatus = "graded"
     checks: list[CheckResult] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # submission-level notes (bad cells, limits hit)
@@ -77,7 +77,7 @@ class SubmissionResult:
             entry = totals.setdefault(check.exercise, [0.0, 0.0])
             entry[0] += check.score
             entry[1] += check.max_score
-        order = {name: i for i, name in enumerate(EXERCISES)}
+        order = {name: i for i, name in enumerate(exercise_order(self.checks))}
         return {
             name: (round(v[0], 4), round(v[1], 4))
             for name, v in sorted(totals.items(), key=lambda kv: order.get(kv[0], len(order)))
@@ -93,7 +93,7 @@ class SubmissionResult:
     def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
         return cls(
             submission=data["submission"],
-            assignment=data.get("assignment", "convolutions"),
+            assignment=data.get("assignment", ""),
             status=data.get("status", "graded"),
             checks=[CheckResult.from_dict(c) for c in data.get("checks", [])],
             messages=list(data.get("messages", [])),
@@ -130,3 +130,14 @@ def save_result(result: SubmissionResult, path: str | os.PathLike[str]) -> None:
 
 def load_result(path: str | os.PathLike[str]) -> SubmissionResult:
     return SubmissionResult.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def exercise_order(checks: Iterable[CheckResult]) -> list[str]:
+    """The exercises of these checks in their assignment's order: a check's number starts with its
+    exercise's position ("3.2" is the third exercise's second check); ties and odd numbers by name."""
+    first: dict[str, float] = {}
+    for check in checks:
+        head = str(check.number).split(".", 1)[0].strip()
+        position = float(head) if head.isdigit() else float("inf")
+        first[check.exercise] = min(position, first.get(check.exercise, float("inf")))
+    return sorted(first, key=lambda name: (first[name], name))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.judge import GradeOptions, grade
+from grader.judge.grading import GradeOptions, grade
 from grader.results import SubmissionResult
 
 pytestmark = pytest.mark.slow

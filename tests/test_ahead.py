@@ -1,4 +1,4 @@
-"""Driver requests run ahead in a second sandbox (grader.ahead): same answers, same failures, fewer seconds."""
+"""Driver requests run ahead in a second sandbox (grader.judge.prefetch): same answers, same failures, fewer seconds."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grader import ahead, judge
-from grader.ahead import Ahead, Recorder, Request, request_key
-from grader.judge import GradeOptions, grade
+from grader.judge import grading as judge
+from grader.judge import prefetch as ahead
+from grader.judge.grading import GradeOptions, grade
+from grader.judge.prefetch import Ahead, Recorder, Request, request_key
+from grader.judge.student import Student, StudentFailure
 from grader.results import SubmissionResult
 from grader.sandbox import Limits, SandboxStartError, SandboxTimeout, StudentError
-from grader.sandbox.client import _spares, keep_spare_sandbox
-from grader.student import Student, StudentFailure
+from grader.sandbox.client import discard_spares, keep_spare_sandbox
 from grader.suites.convolutions import drivers
 
 
@@ -152,7 +153,6 @@ def test_the_drivers_run_ahead_are_drivers_of_the_suite() -> None:
 LIMITS = Limits(timeout=15)
 WITHOUT = GradeOptions(skip_training=True, run_hidden=True, limits=LIMITS)
 WITH = GradeOptions(skip_training=True, run_hidden=True, limits=LIMITS, ahead=True)
-PLAN = ("convolutions", 0, True, True, LIMITS, ())  # assignment, seed, skip_training, run_hidden, limits, exercises
 
 # train_and_evaluate that counts its calls in the sandbox and fails the second and the fifth: which checks
 # fail depends on the order of its calls, so the same checks fail only if that order is kept.
@@ -179,7 +179,7 @@ def worker() -> Iterator[list[tuple[int, int]]]:
         used.append((self.taken, len(self._queue)))
         original(self)
 
-    judge._plans.clear()
+    judge.forget_plans()
     keep_spare_sandbox(True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ahead.Ahead, "close", close)
@@ -187,8 +187,8 @@ def worker() -> Iterator[list[tuple[int, int]]]:
             yield used
         finally:
             keep_spare_sandbox(False)
-            _spares.discard()
-            judge._plans.clear()
+            discard_spares()
+            judge.forget_plans()
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def primed(worker: list[tuple[int, int]], solutions_dir: Path) -> list[str]:
     """The first grading records the plan; the keys of its requests."""
     grade(solutions_dir, WITH)
     assert not worker  # nothing to run ahead yet
-    return [r.key for r in judge._plans[PLAN]]
+    return judge.planned_requests(WITH)
 
 
 def test_the_reference_grades_the_same_with_its_requests_run_ahead(
@@ -216,7 +216,7 @@ def test_a_submission_loses_the_same_points_with_its_requests_run_ahead(
     ahead_result = grade(solution_copy, WITH)
     assert worker[-1][0] == len(primed)
     # The requests carry no answer of the submission: this grading's are the reference's, byte for byte.
-    assert [r.key for r in judge._plans[PLAN]] == primed
+    assert judge.planned_requests(WITH) == primed
     without = grade(solution_copy, WITHOUT)
     assert without.score < without.max_score
     assert _comparable(ahead_result) == _comparable(without)

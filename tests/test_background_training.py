@@ -1,4 +1,4 @@
-"""Training in a background job while the other checks run (grader.background_training).
+"""Training in a background job while the other checks run (grader.training.background).
 
 Small subsets of the real data: these tests check the mechanism (same numbers as in-process training, one
 training per model, errors left to in-process training), not the lab's accuracy. Each job is a real
@@ -14,10 +14,12 @@ from typing import Any
 import keras
 import pytest
 
-from grader import background_training, training
-from grader.data import load_fashion_mnist
-from grader.modelspec import ModelRejected
-from grader.training import Recipe, TrainingCache, train
+from grader.datasets.fashion_mnist import load_fashion_mnist
+from grader.models.rebuild import ModelRejected
+from grader.training import background as background_training
+from grader.training import fit as training
+from grader.training.cache import Recipe, TrainingCache, cache_key
+from grader.training.trainer import train
 
 SMALL = Recipe(epochs=2, train_subset=600, test_subset=300)
 
@@ -40,13 +42,13 @@ def _no_jobs_left() -> Iterator[None]:
 def no_training_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Counts the trainings this process runs itself (they still run)."""
     calls: list[str] = []
-    original = training._train_now
+    original = training.train_now
 
     def counted(*args: Any) -> Any:
         calls.append(args[4])
         return original(*args)
 
-    monkeypatch.setattr(training, "_train_now", counted)
+    monkeypatch.setattr(training, "train_now", counted)
     return calls
 
 
@@ -79,8 +81,8 @@ def test_nothing_starts_for_what_the_cache_holds_or_a_job_already_has(tmp_path: 
     assert not background_training.start([held], SMALL, None)  # no cache (quick profile): nothing to fill
     assert background_training.start([other, held, other], SMALL, cache)
     assert not background_training.start([other], SMALL, cache)  # the running job has it
-    (job,) = background_training._jobs
-    assert list(job.done) == [training.cache_key(*other, SMALL, load_fashion_mnist().checksum)]
+    (job,) = background_training.jobs()
+    assert list(job.done) == [cache_key(*other, SMALL, load_fashion_mnist().checksum)]
 
 
 def test_a_model_the_job_cannot_train_is_trained_and_reported_by_the_judge(tmp_path: Path,
@@ -100,16 +102,16 @@ def test_a_stopped_job_leaves_its_models_to_the_judge(tmp_path: Path, no_trainin
     cache = TrainingCache(tmp_path)
     model = _model()
     assert background_training.start([model], SMALL, cache)
-    (job,) = background_training._jobs
+    (job,) = background_training.jobs()
     background_training.stop_all()
-    assert job.process.poll() is not None and background_training._jobs == []
+    assert job.process.poll() is not None and background_training.jobs() == []
     outcome = train(*model, SMALL, cache=cache)
     assert len(no_training_here) == 1 and not outcome.cached
 
 
 def test_a_job_ends_when_its_parent_closes_the_pipe(tmp_path: Path) -> None:
     assert background_training.start([_model()], Recipe(epochs=50), TrainingCache(tmp_path))
-    (job,) = background_training._jobs
+    (job,) = background_training.jobs()
     assert job.process.stdin is not None
     job.process.stdin.close()  # what the parent's death does to the pipe
     assert job.process.wait(timeout=60) != 0
@@ -118,8 +120,8 @@ def test_a_job_ends_when_its_parent_closes_the_pipe(tmp_path: Path) -> None:
 
 
 def test_the_accuracy_gates_run_last_and_keep_their_numbers(tmp_path: Path) -> None:
-    from grader import judge
-    from grader.plugin import GraderPlugin, GradingContext
+    from grader.judge import grading as judge
+    from grader.judge.plugin import GraderPlugin, GradingContext
 
     ran = tmp_path / "ran.txt"
     checks = [("first", "data", ()), ("gate", "models", ("accuracy",)), ("shape", "models", ()),

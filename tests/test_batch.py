@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import BatchOptions, run_batch, submission_ids
+from grader.batch.common import BatchOptions, submission_ids
+from grader.batch.run import run_batch
 
 QUICK = BatchOptions(skip_training=True, quiet=True)
 
@@ -116,7 +117,7 @@ def _worker_pids(batch_pid: int) -> list[int]:
             stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if b"grader.worker" in cmdline and int(stat[1]) == batch_pid:
+        if b"grader.batch.worker" in cmdline and int(stat[1]) == batch_pid:
             pids.append(int(entry.name))
     return pids
 

@@ -23,9 +23,12 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.judge import EXPECTED_MODULES, GradeOptions, grade
-from grader.results import EXERCISES, CheckResult, SubmissionResult
+from grader.judge.grading import GradeOptions, grade
+from grader.results import CheckResult, SubmissionResult
 from grader.sandbox import Limits
+from grader.suites.convolutions import ASSIGNMENT
+
+EXERCISES = ASSIGNMENT.modules
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions" / "convolutions"
@@ -229,7 +232,7 @@ def test_models_of_the_wrong_kind(fixture: str, expected: dict[str, list[str]], 
 
 
 def _module_cells() -> list[str]:
-    return [(SOLUTIONS / f"{module}.py").read_text(encoding="utf-8") for module in EXPECTED_MODULES]
+    return [(SOLUTIONS / f"{module}.py").read_text(encoding="utf-8") for module in ASSIGNMENT.modules]
 
 
 def _v4_without_ids(cells: list[str]) -> dict[str, object]:
@@ -281,7 +284,7 @@ def test_notebook_without_ids_not_utf8_and_with_a_bad_cell(tmp_path: Path, refer
     """One notebook, three problems: nbformat 4.4 cells without ids (fine), Latin-1 bytes in a comment (replaced,
     with a note), and the visualize cell with a syntax error (reported by cell number; the other cells count)."""
     cells = _module_cells()
-    position = EXPECTED_MODULES.index("visualize")
+    position = ASSIGNMENT.modules.index("visualize")
     cells[position] = cells[position].replace("def plot_activations(", "def plot_activations(:", 1)
     cells[0] = "# Données: préparer les images (commentaire en Latin-1)\n" + cells[0]
     path = tmp_path / "lab.ipynb"

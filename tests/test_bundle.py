@@ -13,16 +13,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grader.bundle import strip_hidden_checks, write_bundle
-from grader.catalog import entries
-from grader.release import solution_block_texts
+from grader.authoring.bundle import strip_hidden_checks, write_bundle
+from grader.authoring.catalog import entries
+from grader.authoring.release import solution_block_texts
+from grader.suites.convolutions import ASSIGNMENT as CONVOLUTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_bundle(ROOT, tmp_path_factory.mktemp("bundle") / "student")
+    return write_bundle(ROOT, tmp_path_factory.mktemp("bundle") / "student", CONVOLUTIONS)
 
 
 def _texts(folder: Path) -> str:
@@ -54,7 +55,7 @@ def test_bundle_has_no_solution_code(bundle: Path) -> None:
     assert not list(bundle.rglob("solutions"))
     # What students edit holds no line of a solution block (as the release tests check for the stubs) ...
     assignment = _texts(bundle / "assignment")
-    lines = solution_block_texts(ROOT)
+    lines = solution_block_texts(ROOT, CONVOLUTIONS)
     assert lines and not [line for line in lines if line in assignment]
     # ... and nothing in the bundle holds three solution lines in a row (generic single lines such as
     # optimizer="adam", also appear in the grader's own code and hints).
@@ -64,12 +65,12 @@ def test_bundle_has_no_solution_code(bundle: Path) -> None:
 
 
 def test_bundle_has_no_hidden_checks(bundle: Path) -> None:
-    hidden = [e.spec for e in entries() if e.spec.hidden]
+    hidden = [e.spec for e in entries(CONVOLUTIONS) if e.spec.hidden]
     assert hidden, "the suites should have hidden checks"
     everything = _texts(bundle)
     for spec in hidden:
         assert spec.name not in everything and spec.title not in everything
-    public = [e.spec for e in entries() if not e.spec.hidden]
+    public = [e.spec for e in entries(CONVOLUTIONS) if not e.spec.hidden]
     assert all(spec.name in everything for spec in public)
 
 
@@ -82,7 +83,7 @@ source_lines = st.sampled_from(["x = 1", "def f():\n    return 2", "@check(point
 @given(st.lists(source_lines, max_size=8))
 def test_stripping_removes_exactly_the_hidden_functions(parts: list[str]) -> None:
     source = "\n\n".join(parts) + "\n"
-    stripped = strip_hidden_checks(source)
+    stripped = strip_hidden_checks(source, {"check_b"})  # the names pytest collected as hidden
     assert "check_b" not in stripped
     assert stripped.count("check_a") == source.count("check_a")
     assert stripped.count("x = 1") == source.count("x = 1")

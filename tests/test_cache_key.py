@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grader.suites.convolutions import reference as ref
-from grader.training import Recipe, TrainingCache, TrainingOutcome, cache_key, cache_payload, inheritable, train
+from grader.training.cache import Recipe, TrainingCache, TrainingOutcome, cache_key, cache_payload, inheritable
+from grader.training.trainer import train
 
 SMALL = Recipe(epochs=1, train_subset=600, test_subset=300)
 
@@ -171,16 +172,17 @@ def test_the_poison_trained_first_leaves_the_reference_its_own_entry(tmp_path: P
 
 def test_a_background_job_keeps_what_learned_nothing_to_its_own_grading(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from grader import background_training, training
+    from grader.training import background as background_training
+    from grader.training import fit as training
 
     here: list[str] = []
-    original = training._train_now
+    original = training.train_now
 
     def counted(*args: Any) -> Any:
         here.append("trained")
         return original(*args)
 
-    monkeypatch.setattr(training, "_train_now", counted)
+    monkeypatch.setattr(training, "train_now", counted)
     cache = TrainingCache(tmp_path)
     model = _nan_model()
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from grader.checks import check
-from grader.plugin import GraderPlugin, GradingContext
+from grader.judge.plugin import GraderPlugin, GradingContext
 
 HEADER = "from grader.checks import check\n\n"
 SUITE_INI = Path(__file__).resolve().parents[1] / "grader" / "suites" / "convolutions" / "pytest.ini"

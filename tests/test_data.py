@@ -1,4 +1,4 @@
-"""grader.data: finding, verifying and parsing Fashion-MNIST offline.
+"""grader.datasets.fashion_mnist: finding, verifying and parsing Fashion-MNIST offline.
 
 Most tests use small *synthetic* IDX files (made by ``_write_idx``) or links to the real
 files in a tmp folder; ``test_real_data`` reads the installed dataset itself.
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import data
+from grader.datasets import fashion_mnist as data
 
 INSTALL_COMMAND = "sudo apt-get install dataset-fashion-mnist"
 

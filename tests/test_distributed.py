@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from grader.batch import BatchOptions, BatchRow, run_batch
+from grader.batch.common import BatchOptions, BatchRow
+from grader.batch.run import run_batch
 
 distributed = pytest.importorskip("distributed")  # an optional dependency ([distributed] extra)
 
@@ -136,7 +137,7 @@ def test_a_bad_submission_or_a_dead_worker_costs_only_its_submission(cluster: An
 @pytest.mark.parametrize("address", ["no-port-here", "tcp://127.0.0.1:notaport"])
 def test_a_bad_scheduler_address_is_refused_before_grading(small_class: list[Path], tmp_path: Path,
                                                            address: str) -> None:
-    from grader.distributed import ClusterUnavailable
+    from grader.batch.cluster import ClusterUnavailable
 
     with pytest.raises(ClusterUnavailable, match="cannot reach the Dask scheduler"):
         run_batch(small_class[:1], tmp_path / "out", _quick(address))
@@ -149,7 +150,7 @@ def test_a_bad_scheduler_address_is_refused_before_grading(small_class: list[Pat
 ])
 def test_a_failed_task_gets_a_record_final_only_when_the_submission_is_to_blame(
         tmp_path: Path, failure: Exception, status: str, words: str) -> None:
-    from grader.distributed import _record_failure, _start_marker
+    from grader.batch.cluster import _record_failure, _start_marker
     from grader.results import CheckResult, SubmissionResult, save_result
 
     out = tmp_path / "out"
@@ -175,7 +176,7 @@ def test_a_failed_task_gets_a_record_final_only_when_the_submission_is_to_blame(
 
 def _progress_from_another_thread(topic: str) -> bool:
     """Runs as a task: publishes one event from a thread of its own, as a background training job's reader does."""
-    from grader import distributed as grader_distributed
+    from grader.batch import cluster as grader_distributed
 
     worker = grader_distributed._this_worker()
     thread = threading.Thread(target=grader_distributed._publish, args=(worker, {"epoch": 1, "epochs": 5}))
@@ -185,7 +186,7 @@ def _progress_from_another_thread(topic: str) -> bool:
 
 
 def test_progress_published_from_another_thread_reaches_the_client(cluster: Any) -> None:
-    from grader.distributed import PROGRESS_TOPIC, _this_worker
+    from grader.batch.cluster import PROGRESS_TOPIC, _this_worker
 
     assert _this_worker() is None  # not in a task
     seen: list[Any] = []

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from grader.batch import RECORD
+from grader.batch.common import RECORD
 from grader.results import SubmissionResult, load_result
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 from grader.checks import Mismatch
-from grader.plugin import _failure_text, _fault_text
+from grader.judge.plugin import _failure_text, _fault_text
+from grader.judge.student import describe_value
 from grader.reports import to_junit_xml, to_markdown_summary, write_submission_reports
 from grader.reports.terminal import render_terminal
 from grader.results import CheckResult, SubmissionResult, save_result
 from grader.sandbox.protocol import Opaque, decode_value
-from grader.student import describe_value
 from grader.textcap import OUTPUT_LIMIT, Budget, clip, clip_data
 
 MB = 1024**2

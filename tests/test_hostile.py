@@ -40,7 +40,10 @@ from click.testing import CliRunner
 
 import grader
 from grader.cli import main
-from grader.results import EXERCISES, SubmissionResult, load_result
+from grader.results import SubmissionResult, load_result
+from grader.suites.convolutions import ASSIGNMENT as CONVOLUTIONS
+
+EXERCISES = CONVOLUTIONS.modules
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions" / "convolutions"

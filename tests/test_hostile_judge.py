@@ -39,7 +39,7 @@ MB = 1024**2
 _DRIVER = """
 import json, resource, sys
 from pathlib import Path
-from grader.judge import GradeOptions, grade
+from grader.judge.grading import GradeOptions, grade
 from grader.reports import to_junit_xml, write_submission_reports
 from grader.results import save_result, write_atomic
 for folder in map(Path, sys.argv[1:]):

@@ -7,8 +7,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.judge import GradeOptions, grade
-from grader.results import EXERCISES, SubmissionResult
+from grader.judge.grading import GradeOptions, grade
+from grader.results import SubmissionResult
+from grader.suites.convolutions import ASSIGNMENT as CONVOLUTIONS
+
+EXERCISES = CONVOLUTIONS.modules
 
 BUGGY = Path(__file__).parent / "fixtures" / "buggy"
 QUICK = GradeOptions(skip_training=True, run_hidden=True)
@@ -122,7 +125,7 @@ def test_the_judges_pytest_run_sets_off_no_full_collections(tmp_path: Path, monk
     that holds TensorFlow: the judge's own runs leave it out."""
     import gc
 
-    from grader import judge
+    from grader.judge import grading as judge
 
     (tmp_path / "pytest.ini").write_text("[pytest]\npython_functions = check_*\n", encoding="utf-8")
     (tmp_path / "test_tiny.py").write_text("def check_one():\n    assert True\n", encoding="utf-8")
@@ -143,7 +146,7 @@ def test_the_judges_pytest_run_sets_off_no_full_collections(tmp_path: Path, monk
 def test_the_judge_freezes_its_imports_once() -> None:
     import gc
 
-    from grader import judge
+    from grader.judge import grading as judge
 
     judge._freeze_long_lived_objects()
     frozen = gc.get_freeze_count()
@@ -156,7 +159,7 @@ def test_the_judge_freezes_its_imports_once() -> None:
 def test_partial_records_are_written_at_most_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch writes the results so far after a check, for a grading cut off midway; not after each of the
     ~70 checks, most of them milliseconds long."""
-    from grader import judge
+    from grader.judge import grading as judge
 
     clock = [100.0]
     monkeypatch.setattr(judge.time, "perf_counter", lambda: clock[0])

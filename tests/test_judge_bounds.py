@@ -14,9 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grader import configbounds, configshapes, sequential_config
-from grader.modelspec import ModelRejected, compile_from, describe, rebuild
+from grader.keras_compat import sequential as sequential_config
+from grader.models import bounds as configbounds
+from grader.models import shapes as configshapes
+from grader.models.rebuild import ModelRejected, compile_from, describe, rebuild
 from grader.suites.convolutions import reference as ref
+
+INPUT_SHAPE = (28, 28, 1)  # the lab's images
 
 
 def _lab() -> dict[str, Any]:
@@ -53,14 +57,14 @@ def test_layers_are_resolved_by_what_they_are_not_their_module(module: str, clas
                                                                nothing_is_built: None) -> None:
     layer = _layer(class_name, {"vocabulary": "/etc/passwd", "filepath": "/srv/model", "stddev": 0.1})
     with pytest.raises(ModelRejected, match=rf"{class_name}.*allowed layers"):
-        rebuild(_with_layer(layer))
+        rebuild(_with_layer(layer), INPUT_SHAPE)
 
 
 def test_an_allowed_layer_under_a_private_module_is_refused_too(nothing_is_built: None) -> None:
     config = _lab()
     config["config"]["layers"][1]["module"] = "keras.src.layers"
     with pytest.raises(ModelRejected, match=r"Conv2D layer \(module 'keras.src.layers'\)"):
-        rebuild(json.dumps(config))
+        rebuild(json.dumps(config), INPUT_SHAPE)
 
 
 @pytest.mark.parametrize(("layer", "what"), [
@@ -75,13 +79,13 @@ def test_sizes_are_bounded_from_the_config_before_a_build(layer: dict[str, Any],
     text = _with_layer(layer, at=len(_lab()["config"]["layers"]) - 2 if layer["class_name"] == "Dense" else 1)
     if what is None:
         with pytest.raises(ModelRejected, match="Keras was asked"):  # within the limits: Keras may build it
-            rebuild(text)
+            rebuild(text, INPUT_SHAPE)
         return
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     try:
         with pytest.raises(ModelRejected, match=f"too large for the judge: .* {what}"):
-            rebuild(text)
+            rebuild(text, INPUT_SHAPE)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -93,14 +97,14 @@ def test_a_build_config_claiming_a_huge_input_is_refused(nothing_is_built: None)
     config = _lab()
     config["config"]["layers"][-1]["build_config"] = {"input_shape": [None, 900_000]}  # Keras builds from it
     with pytest.raises(ModelRejected, match="parameters"):
-        rebuild(json.dumps(config))
+        rebuild(json.dumps(config), INPUT_SHAPE)
 
 
 def test_declared_inputs_are_bounded(nothing_is_built: None) -> None:
     config = _lab()
     config["config"]["layers"][0]["config"]["batch_shape"] = [None, 5000, 5000, 1]
     with pytest.raises(ModelRejected, match="input of 25,000,000 values"):
-        rebuild(json.dumps(config))
+        rebuild(json.dumps(config), INPUT_SHAPE)
 
 
 @pytest.mark.parametrize("metric", [
@@ -118,7 +122,7 @@ def test_compile_configs_take_allowed_metrics_with_bounded_arguments(metric: Any
     model = _lab()
     model["compile_config"] = compile_config  # the model's own JSON carries one too, and rebuild compiles it
     with pytest.raises(ModelRejected, match="metric"):
-        rebuild(json.dumps(model))
+        rebuild(json.dumps(model), INPUT_SHAPE)
 
 
 def rebuild_unbuilt() -> keras.Model:
@@ -142,12 +146,12 @@ def test_other_compile_arguments_are_bounded(change: dict[str, Any], nothing_is_
 
 def test_the_lab_models_and_their_compile_configs_pass() -> None:
     model = ref.reference_cnn()
-    configbounds.bound_model(json.loads(model.to_json()))
+    configbounds.bound_model(json.loads(model.to_json()), INPUT_SHAPE)
     configbounds.bound_compile(model.get_compile_config())
     for compile_config in ({"optimizer": "sgd", "loss": "sparse_categorical_crossentropy", "metrics": ["acc"]},
                            keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).get_compile_config()):
         configbounds.bound_compile(compile_config or {"optimizer": "adam"})
-    assert describe(rebuild(model.to_json())) == ref.expected_cnn((32, 32))
+    assert describe(rebuild(model.to_json(), INPUT_SHAPE)) == ref.expected_cnn((32, 32))
 
 
 def test_odd_values_are_refused_with_a_message(nothing_is_built: None) -> None:
@@ -166,7 +170,7 @@ def test_odd_values_are_refused_with_a_message(nothing_is_built: None) -> None:
             layer["dtype"] = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "int8_from_float32"},
                               "registered_name": None}
         with pytest.raises(ModelRejected):
-            rebuild(json.dumps(config))
+            rebuild(json.dumps(config), INPUT_SHAPE)
 
 
 _KINDS = st.sampled_from(["conv", "pool", "dense", "flatten", "pad", "bn", "gap"])
@@ -211,7 +215,7 @@ def test_nested_models_are_sized_too(nothing_is_built: None) -> None:
     config = _lab()
     config["config"]["layers"].insert(-1, json.loads(json.dumps(keras.saving.serialize_keras_object(inner))))
     with pytest.raises(ModelRejected, match="too large"):
-        rebuild(json.dumps(config))
+        rebuild(json.dumps(config), INPUT_SHAPE)
     assert copy.deepcopy(config)  # the config itself is plain data
 
 

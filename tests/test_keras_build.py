@@ -1,4 +1,4 @@
-"""grader.keras_build: fit traces its train step once, and computes exactly what Keras alone computes."""
+"""grader.keras_compat.build: fit traces its train step once, and computes exactly what Keras alone computes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grader import keras_build
+from grader.keras_compat import build as keras_build
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TensorFlow's own imports
 

@@ -17,9 +17,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from grader.judge import GradeOptions, grade
-from grader.release import _without_local_imports
-from grader.results import EXERCISES, SubmissionResult
+from grader.authoring.release import _without_local_imports
+from grader.judge.grading import GradeOptions, grade
+from grader.results import SubmissionResult
+from grader.suites.convolutions import ASSIGNMENT as CONVOLUTIONS
+
+EXERCISES = CONVOLUTIONS.modules
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions" / "convolutions"

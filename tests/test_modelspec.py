@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grader.modelspec import (
+from grader.models.rebuild import (
     ModelRejected,
     check_trainable_size,
     compile_from,
@@ -20,13 +20,15 @@ from grader.modelspec import (
 )
 from grader.suites.convolutions import reference as ref
 
+INPUT_SHAPE = (28, 28, 1)  # the lab's images
+
 
 def _cnn(filters: tuple[int, ...]) -> keras.Model:
     return ref.reference_cnn(filters)
 
 
 def test_rebuilt_cnn_matches_the_lab_table() -> None:
-    model = rebuild(_cnn((32, 32)).to_json())
+    model = rebuild(_cnn((32, 32)).to_json(), INPUT_SHAPE)
     assert describe(model) == ref.expected_cnn((32, 32))
     assert [row.params for row in describe(model)] == [320, 0, 9248, 0, 0, 102528, 1290]
     assert model.count_params() == 113_386
@@ -35,14 +37,14 @@ def test_rebuilt_cnn_matches_the_lab_table() -> None:
 def test_dense_model_table() -> None:
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10, activation="softmax")])
-    assert describe(rebuild(model.to_json())) == ref.expected_dnn()
-    assert rebuild(model.to_json()).count_params() == 101_770
+    assert describe(rebuild(model.to_json(), INPUT_SHAPE)) == ref.expected_dnn()
+    assert rebuild(model.to_json(), INPUT_SHAPE).count_params() == 101_770
 
 
 def test_lambda_layer_is_refused_before_deserialisation() -> None:
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Lambda(lambda x: x * 2), keras.layers.Flatten()])
     with pytest.raises(ModelRejected, match="Lambda"):
-        rebuild(model.to_json())
+        rebuild(model.to_json(), INPUT_SHAPE)
 
 
 def test_custom_layer_is_refused() -> None:
@@ -50,24 +52,24 @@ def test_custom_layer_is_refused() -> None:
     config["config"]["layers"][1]["module"] = "student_code"
     config["config"]["layers"][1]["registered_name"] = "Custom>Conv"
     with pytest.raises(ModelRejected, match="custom object"):
-        rebuild(json.dumps(config))
+        rebuild(json.dumps(config), INPUT_SHAPE)
 
 
 def test_unknown_builtin_layer_is_refused_with_the_allowed_list() -> None:
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2DTranspose(4, 3), keras.layers.Flatten()])
     with pytest.raises(ModelRejected, match="Conv2DTranspose.*allowed layers"):
-        rebuild(model.to_json())
+        rebuild(model.to_json(), INPUT_SHAPE)
 
 
 @pytest.mark.parametrize("text", ["", "not json", "[1, 2]", json.dumps({"class_name": "Sequential"})])
 def test_garbage_configs_give_a_clear_error(text: str) -> None:
     with pytest.raises(ModelRejected):
-        rebuild(text)
+        rebuild(text, INPUT_SHAPE)
 
 
 def test_unbuilt_model_is_built_for_the_lab_input() -> None:
     model = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
-    rebuilt = rebuild(model.to_json())
+    rebuilt = rebuild(model.to_json(), INPUT_SHAPE)
     assert rebuilt.built and rebuilt.count_params() == 7850
 
 
@@ -83,7 +85,7 @@ def test_compile_summary_normalises_names() -> None:
 
 def test_uncompiled_model_cannot_be_trained() -> None:
     with pytest.raises(ModelRejected, match="not compiled"):
-        compile_from(rebuild(_cnn((8,)).to_json()), None)
+        compile_from(rebuild(_cnn((8,)).to_json(), INPUT_SHAPE), None)
 
 
 def test_models_far_beyond_the_lab_are_not_trained() -> None:
@@ -123,11 +125,12 @@ def test_layer_table_marks_the_first_difference() -> None:
 
 def test_rebuild_shared_builds_each_config_once_per_process() -> None:
     small, wide = _cnn((8,)).to_json(), _cnn((16,)).to_json()
-    first = rebuild_shared(small)
-    assert rebuild_shared(small) is first  # a second grading of the same architecture rebuilds nothing
-    assert rebuild_shared(wide) is not first and describe(rebuild_shared(wide)) == ref.expected_cnn((16,))
+    first = rebuild_shared(small, INPUT_SHAPE)
+    assert rebuild_shared(small, INPUT_SHAPE) is first  # a second grading of the same architecture rebuilds nothing
+    assert rebuild_shared(wide, INPUT_SHAPE) is not first
+    assert describe(rebuild_shared(wide, INPUT_SHAPE)) == ref.expected_cnn((16,))
     assert rebuild_shared(small, (28, 28, 1)) is first
-    assert rebuild(small) is not first  # rebuild() still gives a model of the caller's own
+    assert rebuild(small, INPUT_SHAPE) is not first  # rebuild() still gives a model of the caller's own
     assert describe(first) == ref.expected_cnn((8,))
 
 
@@ -139,8 +142,8 @@ def test_shared_models_read_as_rebuilt_ones_without_variable_values(name: str) -
     from keras.src.backend.common import global_state
 
     config = _lab_models()[name].to_json()
-    own = rebuild(config)
-    shared = rebuild_shared(config + " ")  # a config text of its own: built now, not taken from the cache
+    own = rebuild(config, INPUT_SHAPE)
+    shared = rebuild_shared(config + " ", INPUT_SHAPE)  # a config text of its own: built now, not taken from the cache
     assert describe(shared) == describe(own) and shared.count_params() == own.count_params()
     assert [w.shape for w in shared.weights] == [w.shape for w in own.weights]
     with keras.StatelessScope():  # where Keras creates the variables queued so far
@@ -158,7 +161,7 @@ def test_rebuild_shared_refuses_a_bad_config_every_time() -> None:
     text = json.dumps(config)
     for _ in range(2):  # a refusal is not remembered as a model
         with pytest.raises(ModelRejected, match="Lambda"):
-            rebuild_shared(text)
+            rebuild_shared(text, INPUT_SHAPE)
 
 
 def test_reference_cnn_is_built_once_per_filters() -> None:
@@ -185,7 +188,7 @@ def _lab_models() -> dict[str, keras.Model]:
 @pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`:UserWarning")  # the legacy model, on purpose
 @pytest.mark.parametrize("name", ["cnn", "compiled", "built_later", "legacy", "unbuilt"])
 def test_one_build_gives_the_model_keras_deserialisation_gives(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from grader import sequential_config
+    from grader.keras_compat import sequential as sequential_config
 
     original = _lab_models()[name]
     builds: list[str] = []
@@ -208,7 +211,7 @@ def test_one_build_gives_the_model_keras_deserialisation_gives(name: str, monkey
 
 
 def test_other_configs_are_left_to_keras() -> None:
-    from grader import sequential_config
+    from grader.keras_compat import sequential as sequential_config
 
     config = json.loads(ref.reference_cnn((8,)).to_json())
     functional = json.loads(keras.Model(*(lambda x: (x, keras.layers.Dense(2)(x)))(keras.Input((3,)))).to_json())

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grader.notebook import NOTEBOOK_MODULE, extract_notebook, write_notebook_modules
+from grader.intake.notebook import NOTEBOOK_MODULE, extract_notebook, write_notebook_modules
 
 LOADING = Path(__file__).resolve().parent / "fixtures" / "loading"
 EXPECTED = ("data", "models", "callbacks", "convolution")

@@ -9,11 +9,11 @@ from typing import Any
 import nbformat
 import pytest
 
-from grader.judge import EXPECTED_MODULES, GradeOptions, grade
+from grader.intake.submission import Origin, prepare_submission
+from grader.judge.grading import GradeOptions, grade
+from grader.judge.student import Student, StudentFailure
 from grader.sandbox import StudentError
-from grader.student import Student, StudentFailure
-from grader.submission import Origin, prepare_submission
-from grader.suites.convolutions import NAMES
+from grader.suites.convolutions import ASSIGNMENT, NAMES
 
 # The course's own lab notebook (DeepLearning.AI, C1_W3_Lab_1), in short: top-level cells, no exercise functions.
 ORIGINAL_LAB = [
@@ -40,16 +40,16 @@ def _notebook(path: Path, cells: list[str]) -> Path:
 
 
 def test_names_are_what_the_reference_solutions_define(solutions_dir: Path) -> None:
-    from grader.notebook import defined_names
+    from grader.intake.notebook import defined_names
 
     for module, names in NAMES.items():
         public = {n for n in defined_names((solutions_dir / f"{module}.py").read_text()) or () if not n.startswith("_")}
         assert public == set(names), module
-    assert tuple(NAMES) == EXPECTED_MODULES
+    assert tuple(NAMES) == ASSIGNMENT.modules
 
 
 def test_a_notebook_that_defines_none_of_the_names_gets_one_account_first(tmp_path: Path) -> None:
-    prepared = prepare_submission(_notebook(tmp_path / "C1_W3_Lab_1.ipynb", ORIGINAL_LAB), EXPECTED_MODULES, NAMES)
+    prepared = prepare_submission(_notebook(tmp_path / "C1_W3_Lab_1.ipynb", ORIGINAL_LAB), ASSIGNMENT.modules, NAMES)
     try:
         assert prepared.origin == Origin("notebook", "C1_W3_Lab_1.ipynb")
         assert prepared.messages[0] == (
@@ -63,7 +63,7 @@ def test_a_notebook_that_defines_none_of_the_names_gets_one_account_first(tmp_pa
 
 def test_a_notebook_that_defines_one_name_gets_no_such_account(tmp_path: Path) -> None:
     cells = [*ORIGINAL_LAB, "def prepare_images(images):\n    return images[..., None] / 255.0"]
-    prepared = prepare_submission(_notebook(tmp_path / "lab.ipynb", cells), EXPECTED_MODULES, NAMES)
+    prepared = prepare_submission(_notebook(tmp_path / "lab.ipynb", cells), ASSIGNMENT.modules, NAMES)
     try:
         assert not any("defines none" in m for m in prepared.messages)
     finally:
@@ -76,14 +76,14 @@ def test_a_folder_whose_modules_define_none_of_the_names_gets_the_folders_accoun
     folder.mkdir()
     (folder / "models.py").write_text("import keras\n\ndef make_model():\n    return keras.Sequential()\n")
     (folder / "data.py").write_text("SCALE = 255.0\n")
-    prepared = prepare_submission(folder, EXPECTED_MODULES, NAMES)
+    prepared = prepare_submission(folder, ASSIGNMENT.modules, NAMES)
     try:
         assert prepared.origin == Origin()
         assert prepared.messages[0].startswith(f"this folder defines none of the functions the lab asks for: "
                                                f"{ALL_NAMES}; start from the assignment's stubs (data.py, models.py")
     finally:
         prepared.cleanup()
-    reference = prepare_submission(solutions_dir, EXPECTED_MODULES, NAMES)
+    reference = prepare_submission(solutions_dir, ASSIGNMENT.modules, NAMES)
     try:
         assert reference.messages == []
     finally:
@@ -94,7 +94,7 @@ def test_a_folder_holding_one_notebook_is_named_after_that_notebook(tmp_path: Pa
     folder = tmp_path / "handed-in"
     folder.mkdir()
     _notebook(folder / "mine.ipynb", ["def prepare_images(images):\n    return images"])
-    prepared = prepare_submission(folder, EXPECTED_MODULES, NAMES)
+    prepared = prepare_submission(folder, ASSIGNMENT.modules, NAMES)
     try:
         assert prepared.origin == Origin("notebook", "mine.ipynb")
     finally:
@@ -154,7 +154,7 @@ def test_the_live_check_feedback_is_kernel_terms(tmp_path: Path) -> None:
 def test_a_notebook_that_cannot_be_read_gets_only_that_message(tmp_path: Path) -> None:
     path = tmp_path / "broken.ipynb"
     path.write_text("{not json", encoding="utf-8")
-    prepared = prepare_submission(path, EXPECTED_MODULES, NAMES)
+    prepared = prepare_submission(path, ASSIGNMENT.modules, NAMES)
     try:
         assert len(prepared.messages) == 1 and prepared.messages[0].startswith("the notebook is not valid JSON")
     finally:

@@ -12,18 +12,18 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import main
-from grader.judge import EXPECTED_MODULES
-from grader.pack import PackError, pack
-from grader.submission import prepare_submission
+from grader.intake.pack import PackError, pack
+from grader.intake.submission import prepare_submission
+from grader.suites.convolutions import ASSIGNMENT
 
 
 def test_folder_is_packed_with_only_the_modules(solution_copy: Path, tmp_path: Path) -> None:
     (solution_copy / "notes.txt").write_text("private")
-    report = pack(solution_copy, tmp_path / "submission.zip", EXPECTED_MODULES)
-    assert report.files == sorted(f"{m}.py" for m in EXPECTED_MODULES) and not report.warnings
-    again = pack(solution_copy, tmp_path / "again.zip", EXPECTED_MODULES)
+    report = pack(solution_copy, tmp_path / "submission.zip", ASSIGNMENT.modules)
+    assert report.files == sorted(f"{m}.py" for m in ASSIGNMENT.modules) and not report.warnings
+    again = pack(solution_copy, tmp_path / "again.zip", ASSIGNMENT.modules)
     assert report.archive.read_bytes() == again.archive.read_bytes()  # deterministic
-    prepared = prepare_submission(report.archive, EXPECTED_MODULES)
+    prepared = prepare_submission(report.archive, ASSIGNMENT.modules)
     try:
         assert sorted(p.name for p in prepared.directory.glob("*.py")) == report.files
     finally:
@@ -32,11 +32,11 @@ def test_folder_is_packed_with_only_the_modules(solution_copy: Path, tmp_path: P
 
 def test_missing_module_is_a_warning_and_a_syntax_error_an_error(solution_copy: Path, tmp_path: Path) -> None:
     (solution_copy / "visualize.py").unlink()
-    report = pack(solution_copy, tmp_path / "a.zip", EXPECTED_MODULES)
+    report = pack(solution_copy, tmp_path / "a.zip", ASSIGNMENT.modules)
     assert report.warnings == ["visualize.py is missing: its checks will fail."]
     (solution_copy / "models.py").write_text("def build_dnn(:\n    pass\n")
     with pytest.raises(PackError, match="models.py, line 1"):
-        pack(solution_copy, tmp_path / "b.zip", EXPECTED_MODULES)
+        pack(solution_copy, tmp_path / "b.zip", ASSIGNMENT.modules)
 
 
 def test_notebook_outputs_are_stripped(tmp_path: Path, solutions_dir: Path) -> None:
@@ -45,7 +45,7 @@ def test_notebook_outputs_are_stripped(tmp_path: Path, solutions_dir: Path) -> N
     cell.execution_count = 3
     path = tmp_path / "lab.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), str(path))
-    report = pack(path, tmp_path / "out.zip", EXPECTED_MODULES)
+    report = pack(path, tmp_path / "out.zip", ASSIGNMENT.modules)
     assert report.size < 10_000
     with zipfile.ZipFile(report.archive) as archive:
         packed = json.loads(archive.read("lab.ipynb"))

@@ -19,13 +19,14 @@ from typing import Any
 import nbformat
 import pytest
 
-from grader.data import SHA256
-from grader.judge import GradeOptions
+from grader.datasets.fashion_mnist import SHA256
+from grader.judge.grading import GradeOptions
 from grader.platforms.autograde import autograde, find_submission, layout
 from grader.platforms.gradescope import write_autograder_zip
 from grader.platforms.prairielearn import MAX_TIMEOUT, write_prairielearn
 from grader.reports.gradescope import validate_gradescope
 from grader.reports.prairielearn import validate_prairielearn
+from grader.suites.convolutions import ASSIGNMENT as CONVOLUTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")
@@ -89,7 +90,8 @@ class Gradescope:
 
 @pytest.fixture(scope="module")
 def zip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_autograder_zip(ROOT, tmp_path_factory.mktemp("release") / "autograder.zip", skip_training=True)
+    return write_autograder_zip(ROOT, tmp_path_factory.mktemp("release") / "autograder.zip", CONVOLUTIONS,
+                                skip_training=True)
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +259,7 @@ class PrairieLearn:
 @pytest.fixture(scope="module")
 def prairielearn(gradescope: Gradescope, tmp_path_factory: pytest.TempPathFactory) -> PrairieLearn:
     """The release folder; its image's Python environment is the venv setup.sh made from the same wheel."""
-    release = write_prairielearn(ROOT, tmp_path_factory.mktemp("pl") / "release", skip_training=True)
+    release = write_prairielearn(ROOT, tmp_path_factory.mktemp("pl") / "release", CONVOLUTIONS, skip_training=True)
     return PrairieLearn(release, gradescope.venv)
 
 
@@ -351,12 +353,12 @@ def test_pl_grading_past_the_deadline_is_not_gradable(prairielearn: PrairieLearn
 
 @pytest.fixture
 def failing_judge(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    import grader.judge
+    import grader.judge.grading
 
     def fail(path: Path, options: Any = None) -> Any:
         raise RuntimeError("the training cache is corrupt (test)")
 
-    monkeypatch.setattr(grader.judge, "grade", fail)
+    monkeypatch.setattr(grader.judge.grading, "grade", fail)
     yield
 
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from grader.data import load_fashion_mnist, prepare
+from grader.datasets.fashion_mnist import load_fashion_mnist, prepare
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "convolutions"
 MODULES = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")
@@ -141,7 +141,8 @@ def _train_reference(reference, build: str) -> tuple[keras.Model, dict]:
     session's training cache, so the accuracy-gate tests reuse these two trainings instead of
     repeating them. The reference train_and_evaluate itself is exercised on a subset above.
     """
-    from grader.training import Recipe, TrainingCache, train
+    from grader.training.cache import Recipe, TrainingCache
+    from grader.training.trainer import train
 
     model = reference.models.compile_model(getattr(reference.models, build)())
     outcome = train(model.to_json(), model.get_compile_config(), Recipe(epochs=EPOCHS, seed=SEED),

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from grader.data import prepare
+from grader.datasets.fashion_mnist import prepare
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "convolutions"
 MODULES = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")

@@ -1,4 +1,4 @@
-"""grader.release: the student assignment generated from the reference solutions."""
+"""grader.authoring.release: the student assignment generated from the reference solutions."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.release import SOLUTION_MARKERS, release, render_assignment, solution_block_texts, stub_source
-from grader.release_notebook import CHECK_TAG, EXERCISE_TAG
+from grader.authoring.notebook import CHECK_TAG, EXERCISE_TAG
+from grader.authoring.release import SOLUTION_MARKERS, release, render_assignment, solution_block_texts, stub_source
+from grader.suites.convolutions import ASSIGNMENT as CONVOLUTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENT = REPO / "assignments" / "convolutions"
-EXERCISES = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")
+EXERCISES = CONVOLUTIONS.modules
 NOTEBOOK = ASSIGNMENT / "convolutions.ipynb"
 BEGIN, END = SOLUTION_MARKERS
 
@@ -46,11 +47,11 @@ def stub_modules(tmp_path, monkeypatch):
 
 
 def test_committed_assignment_is_current():
-    assert release(REPO, check=True) == []
+    assert release(REPO, CONVOLUTIONS, check=True) == []
 
 
 def test_generated_files():
-    files = render_assignment(REPO)
+    files = render_assignment(REPO, CONVOLUTIONS)
     expected = {f"assignments/convolutions/{name}.py" for name in EXERCISES}
     assert set(files) == expected | {"assignments/convolutions/convolutions.ipynb"}
 
@@ -58,16 +59,16 @@ def test_generated_files():
 def test_modified_stub_is_stale_and_regenerated(repo_copy):
     stub = repo_copy / "assignments" / "convolutions" / "models.py"
     stub.write_text(stub.read_text() + "\n# edited by hand\n")
-    assert release(repo_copy, check=True) == ["assignments/convolutions/models.py"]
+    assert release(repo_copy, CONVOLUTIONS, check=True) == ["assignments/convolutions/models.py"]
     assert stub.read_text().endswith("# edited by hand\n")  # check=True writes nothing
-    assert release(repo_copy) == ["assignments/convolutions/models.py"]
-    assert release(repo_copy, check=True) == []
+    assert release(repo_copy, CONVOLUTIONS) == ["assignments/convolutions/models.py"]
+    assert release(repo_copy, CONVOLUTIONS, check=True) == []
 
 
 def test_changed_solution_makes_stub_stale(repo_copy):
     solution = repo_copy / "solutions" / "convolutions" / "data.py"
     solution.write_text(solution.read_text().replace("add a channel axis", "append a channel axis"))
-    stale = release(repo_copy, check=True)
+    stale = release(repo_copy, CONVOLUTIONS, check=True)
     assert "assignments/convolutions/data.py" in stale
     assert "assignments/convolutions/convolutions.ipynb" in stale
 
@@ -78,16 +79,16 @@ def test_missing_and_extra_files_are_stale(repo_copy):
     (folder / "leftover.py").write_text("x = 1\n")
     (folder / "notes.txt").write_text("kept\n")
     stale = ["assignments/convolutions/convolutions.ipynb", "assignments/convolutions/leftover.py"]
-    assert release(repo_copy, check=True) == stale
-    assert release(repo_copy) == stale
+    assert release(repo_copy, CONVOLUTIONS, check=True) == stale
+    assert release(repo_copy, CONVOLUTIONS) == stale
     assert not (folder / "leftover.py").exists()
     assert (folder / "notes.txt").exists()
-    assert release(repo_copy, check=True) == []
+    assert release(repo_copy, CONVOLUTIONS, check=True) == []
 
 
 def test_release_is_byte_stable(repo_copy):
     shutil.rmtree(repo_copy / "assignments")
-    release(repo_copy)
+    release(repo_copy, CONVOLUTIONS)
     for path in ASSIGNMENT.iterdir():
         assert (repo_copy / "assignments" / "convolutions" / path.name).read_bytes() == path.read_bytes()
 
@@ -249,14 +250,14 @@ def test_notebook_code_cells_compile_and_load_the_data(notebook):
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     for cell in code:
         compile(cell.source, cell.id, "exec")
-    assert any("from grader.data import load_fashion_mnist" in cell.source for cell in code)
+    assert any("from grader.datasets.fashion_mnist import load_fashion_mnist" in cell.source for cell in code)
     text = "\n".join(cell.source for cell in notebook.cells)
     for topic in ("(16, 32, 64)", "(32, 32, 64)", "[0, 23, 28]", "overfitting", "EDGE_KERNEL", "StopOnThreshold"):
         assert topic in text
 
 
 def test_secret_lines_are_found():
-    secrets = solution_block_texts(REPO)
+    secrets = solution_block_texts(REPO, CONVOLUTIONS)
     assert len(secrets) > 40
     assert any("np.expand_dims" in line for line in secrets)
     assert "self.model.stop_training = True" not in secrets  # quoted in a docstring: not secret
@@ -267,6 +268,6 @@ def test_no_solution_code_reaches_students(name):
     text = (ASSIGNMENT / name).read_text()
     if name.endswith(".ipynb"):
         text = "\n".join(cell.source for cell in nbformat.reads(text, as_version=4).cells)
-    leaked = [line for line in solution_block_texts(REPO) if line in text]
+    leaked = [line for line in solution_block_texts(REPO, CONVOLUTIONS) if line in text]
     assert leaked == []
     assert BEGIN not in text and END not in text

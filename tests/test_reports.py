@@ -43,7 +43,10 @@ from grader.reports.gradebook import safe_cell, to_gradebook_csv, write_gradeboo
 from grader.reports.gradescope import from_gradescope
 from grader.reports.images import activation_grid_png, learning_curve_png
 from grader.reports.junit import xml_text
-from grader.results import EXERCISES, CheckResult, SubmissionResult, load_result
+from grader.results import CheckResult, SubmissionResult, load_result
+from grader.suites.convolutions import ASSIGNMENT as CONVOLUTIONS
+
+EXERCISES = CONVOLUTIONS.modules
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "results"

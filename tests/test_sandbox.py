@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def origin(request: pytest.FixtureRequest) -> Iterator[str]:
     yield request.param
     if request.param == "forked":
         client.keep_spare_sandbox(False)
-        client._spares.discard()
+        client.discard_spares()
 
 
 @pytest.fixture
@@ -147,10 +148,10 @@ def _maker(origin: str) -> Iterator[Callable[..., Sandbox]]:
 def _start_zygote(options: dict[str, Any]) -> None:
     """A first sandbox with these options starts the zygote that the next ones fork from."""
     mode = options.get("isolation") or "root"
-    if client._spares._zygote is None or client._spares._zygote[0][0] != mode:
+    if client.spare_state().zygote_mode != mode:
         with Sandbox(STUDENT, SMALL, **options) as first:
             first.start()
-    assert client._spares._zygote is not None and client._spares._zygote[0][0] == mode
+    assert client.spare_state().zygote_mode == mode
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +243,7 @@ def test_arrays_decode_as_np_load_reads_them(array: np.ndarray, order: str) -> N
 
 
 def test_arrays_decode_without_building_an_ast() -> None:
-    """The judge decodes replies on two threads (grader.ahead); CPython 3.11.7 may fail two threads that
+    """The judge decodes replies on two threads (grader.judge.prefetch); CPython 3.11.7 may fail two threads that
     build ASTs at once, as np.load does for every header (ast.literal_eval)."""
     import ast
 
@@ -614,12 +615,11 @@ def test_a_spare_started_ahead_serves_the_next_sandbox_alike(make_spawned: Calla
     libraries once and forks one per sandbox, or (without the zygote) a process that imports them before it
     knows its submission. Either way the next Sandbox configures it, and isolation and answers are those of
     a server started for that Sandbox: its own fresh uid, the lock-down, the hidden paths."""
-    client.keep_spare_sandbox(True)
-    client._spares.use_zygote = zygote
+    client.keep_spare_sandbox(True, zygote=zygote)
     try:
         first = make_spawned()
         assert first.call("behave", "quick", 3) == 6 and first.spares_used == 0
-        assert (client._spares._zygote is not None) is zygote
+        assert (client.spare_state().zygote_mode is not None) is zygote
         second, third = make_spawned(), make_spawned()
         identity = second.call("behave", "identity")
         assert third.call("behave", "quick", 1) == 2
@@ -634,9 +634,9 @@ def test_a_spare_started_ahead_serves_the_next_sandbox_alike(make_spawned: Calla
             second.call("behave", "nested_failure")
     finally:
         client.keep_spare_sandbox(False)
-        client._spares.use_zygote = True
-        client._spares.discard()
-    assert client._spares.take(("root", 0, FAST), Limits()) is None
+        client.discard_spares()
+    state = client.spare_state()
+    assert not state.spare and state.zygote_mode is None
 
 
 def test_the_sandbox_holds_no_descriptor_but_its_pipes(make_sandbox: Callable[..., Sandbox]) -> None:
@@ -655,18 +655,18 @@ def test_a_failed_zygote_falls_back_to_spare_processes(make_spawned: Callable[..
     client.keep_spare_sandbox(True)
     try:
         make_spawned().start()
-        key, zygote, _ = client._spares._zygote  # type: ignore[misc]
-        zygote.popen.kill()
-        zygote.popen.wait()
+        pid = client.spare_state().zygote_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid)
         second = make_spawned()
         assert second.call("behave", "quick", 2) == 4 and second.spares_used == 0
-        assert key in client._spares._zygote_failed and client._spares._zygote is None
+        assert client.spare_state().zygote_failed and client.spare_state().zygote_mode is None
         third = make_spawned()
         assert third.call("behave", "quick", 3) == 6 and third.spares_used == 1  # a process spare
     finally:
         client.keep_spare_sandbox(False)
-        client._spares.discard()
-        client._spares._zygote_failed.clear()
+        client.discard_spares(forget_failures=True)
 
 
 @pytest.fixture
@@ -750,8 +750,7 @@ def test_sandbox_dies_with_its_judge(tmp_path: Path, spares: bool) -> None:
         client.keep_spare_sandbox({spares!r})
         Sandbox({str(STUDENT)!r}, preload=("numpy",)).start()
         sandbox = Sandbox({str(STUDENT)!r}, preload=("numpy",))
-        held = client._spares._zygote
-        print(sandbox.call("behave", "identity")["uid"], held[1].popen.pid if held else 0, flush=True)
+        print(sandbox.call("behave", "identity")["uid"], client.spare_state().zygote_pid or 0, flush=True)
         sandbox.call("behave", "sleep_forever", timeout=600)
     """))
     with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as judge:
@@ -894,3 +893,15 @@ def test_a_forked_sandboxs_end_is_seen_by_two_threads_at_once(monkeypatch: pytes
     assert errors == [] and forked.poll() == 0
     forked.stdout.close()
     forked.stderr.close()
+
+
+def _wait_gone(pid: int) -> None:
+    """Until the killed zygote is reaped (it is this process' child)."""
+    for _ in range(200):
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.05)

@@ -1,4 +1,5 @@
-"""grader.seeding: the sandbox's per-request seeding keeps TensorFlow's kernel cache and seeds as Keras does."""
+"""grader.keras_compat.seeding: the sandbox's per-request seeding keeps TensorFlow's kernel cache and seeds as
+Keras does."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grader import seeding
+from grader.keras_compat import seeding
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TensorFlow's own imports
 

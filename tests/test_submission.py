@@ -13,13 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from grader.intake.submission import ZIP_MAX_ENTRIES, PreparedSubmission, SubmissionError, prepare_submission
 from grader.sandbox import Limits, Sandbox
-from grader.submission import (
-    ZIP_MAX_ENTRIES,
-    PreparedSubmission,
-    SubmissionError,
-    prepare_submission,
-)
 
 LOADING = Path(__file__).resolve().parent / "fixtures" / "loading"
 EXPECTED = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from grader.batch import RECORD
+from grader.batch.common import RECORD
 from grader.results import load_result
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions" / "convolutions"

@@ -10,7 +10,8 @@ import keras
 import pytest
 
 from grader.suites.convolutions import reference as ref
-from grader.training import Recipe, TrainingCache, cache_key, train, wilson_interval
+from grader.training.cache import Recipe, TrainingCache, cache_key, wilson_interval
+from grader.training.trainer import train
 
 # A small subset of the real Fashion-MNIST: these tests check the mechanism, not the lab's accuracy.
 SMALL = Recipe(epochs=1, train_subset=600, test_subset=300)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from grader.assignment import load as load_assignment
 from grader.notebook_check.client import GraderFault, JudgeProcess
 from grader.notebook_check.kernel import (
     NotInNotebook,
@@ -28,18 +29,21 @@ from grader.notebook_check.report import CheckReport
 
 __all__ = ["CheckReport", "GraderFault", "JudgeProcess", "NotInNotebook", "check", "judge"]
 
-ASSIGNMENT = "convolutions"
 judge = JudgeProcess()  # one per kernel: the first check starts it, the next ones reuse it
 atexit.register(judge.close)
 
 
-def check(exercise: str | None = None, *, training: bool = False, seed: int = 0) -> CheckReport:
-    """Check the exercise `exercise` ("data", "models", ...), or all of them, as this kernel defines them now.
+def check(exercise: str | None = None, *, training: bool = False, seed: int = 0,
+          assignment: str = "") -> CheckReport:
+    """Check the exercise `exercise` (one of the assignment's modules), or all of them, as this kernel defines
+    them now.
 
     training=True also runs the accuracy gates (they train your models: minutes), with a progress bar.
+    assignment: the installed assignment's name; "" for the only one installed.
     """
     shell = running_shell()
-    names = _names()
+    lab = load_assignment(assignment or None)
+    names = dict(lab.names)
     if exercise is not None and exercise not in names:
         raise ValueError(f"Received exercise={exercise!r}, expected one of {', '.join(names)}: e.g. "
                          'grader.check("models"), or grader.check() for all of them.')
@@ -54,21 +58,21 @@ def check(exercise: str | None = None, *, training: bool = False, seed: int = 0)
         status.show("checking" + (" (the first check starts the grader: about half a minute)"
                                   if not judge.running else ""))
         answer = judge.request({"notebook": str(path), "exercises": list(exercises), "training": training,
-                                "seed": seed}, status.progress)
+                                "seed": seed, "assignment": lab.name}, status.progress)
     finally:
         status.clear()
         shutil.rmtree(folder, ignore_errors=True)
-    return _report(answer, exercise, notes)
+    return _report(answer, exercise, notes, lab.name)
 
 
-def _report(answer: dict[str, Any], exercise: str | None, notes: Sequence[str]) -> CheckReport:
+def _report(answer: dict[str, Any], exercise: str | None, notes: Sequence[str], assignment: str) -> CheckReport:
     from grader.results import SubmissionResult
 
     if "error" in answer:
         raise GraderFault("the grader failed while checking your notebook. This is not a mistake in your code; "
                           f"please report it with this text:\n{answer['error']}")
     if "unusable" in answer:
-        result = SubmissionResult(submission="notebook", assignment=ASSIGNMENT, status="error",
+        result = SubmissionResult(submission="notebook", assignment=assignment, status="error",
                                   messages=[str(answer["unusable"])])
         return CheckReport(result, exercise)
     result = SubmissionResult.from_dict(answer["result"])
@@ -80,12 +84,6 @@ def _report(answer: dict[str, Any], exercise: str | None, notes: Sequence[str]) 
         notes = []  # one account, not one line per name
     result.messages = list(dict.fromkeys([*notes, *messages]))
     return CheckReport(result, exercise)
-
-
-def _names() -> dict[str, tuple[str, ...]]:
-    from importlib import import_module
-
-    return dict(import_module(f"grader.suites.{ASSIGNMENT}").NAMES)
 
 
 def _notebook_name(shell: Any) -> str:

@@ -2,7 +2,7 @@
 
 IPython keeps the source of every cell it executed in this session (``history_manager.input_hist_raw``,
 the ``In`` list), unsaved edits included, in Jupyter and in Colab alike. We write them, in execution order,
-one code cell per execution, into a notebook that the usual extraction (grader.notebook) reads: it keeps
+one code cell per execution, into a notebook that the usual extraction (grader.intake.notebook) reads: it keeps
 imports, definitions and ALL_CAPS constants, so each name ends up with the definition the kernel ran last,
 and nothing that trains or loads data is run again. Cell N of that notebook is the execution ``In [N]``.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 import nbformat
 
-from grader.notebook import defined_names, extract_notebook
-from grader.submission import Origin
+from grader.intake.notebook import defined_names, extract_notebook
+from grader.intake.submission import Origin
 
 
 class NotInNotebook(RuntimeError):
@@ -32,7 +32,7 @@ def running_shell() -> Any:
         raise NotInNotebook(
             "grader.check() runs inside a notebook (Jupyter, JupyterLab, Colab): it grades the cells that the "
             "notebook's kernel has run. Outside a notebook, check your files with `grader check PATH` instead, "
-            "e.g. `grader check convolutions.ipynb --skip-training` or `grader check my_folder/ --skip-training`."
+            "e.g. `grader check my_lab.ipynb --skip-training` or `grader check my_folder/ --skip-training`."
         )
     return shell
 

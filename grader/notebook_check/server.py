@@ -25,9 +25,9 @@ from typing import Any, TextIO
 
 def main() -> int:
     channel = _answers_channel()
-    from grader.judge import GradeOptions, grade
+    from grader.intake.submission import SubmissionError
+    from grader.judge.grading import GradeOptions, grade
     from grader.sandbox.client import keep_spare_sandbox
-    from grader.submission import SubmissionError
 
     keep_spare_sandbox(True)  # each grading leaves a sandbox ready for the next check
 
@@ -49,6 +49,7 @@ def main() -> int:
             exercises=tuple(request.get("exercises", ())),
             kernel=True,
             progress=progress,
+            assignment=str(request.get("assignment", "")),
         )
         try:
             result = grade(Path(request["notebook"]), options)

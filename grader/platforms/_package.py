@@ -1,6 +1,6 @@
 """What every platform package holds: the grader's wheel (all suites, hidden checks included), the pinned
-requirements of the versions installed here (those the release was tested with), and Fashion-MNIST with
-its SHA-256 sums, so that no package depends on a platform's apt offering the dataset."""
+requirements of the versions installed here (those the release was tested with), and the assignment's data
+set with its SHA-256 sums, so that no package depends on a platform's apt offering the data."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from grader.data import FILES, SHA256, find_dataset_dir
+from grader.assignment import Assignment
 
-DATA_FOLDER = "fashion-mnist"
 SUMS = "SHA256SUMS"
 
 
@@ -93,18 +92,23 @@ def pinned_requirements(wheel: Path) -> list[str]:
     return [pinned[name] for name in sorted(pinned)]
 
 
-def copy_dataset(target: Path) -> Path:
-    """The four Fashion-MNIST files (verified here) and a SHA256SUMS file for `sha256sum -c` into target."""
-    from grader.data import load_fashion_mnist
-
-    source = find_dataset_dir()
-    load_fashion_mnist(source)  # verifies all four hashes; raises DatasetError otherwise
-    folder = target / DATA_FOLDER
+def copy_dataset(target: Path, assignment: Assignment) -> dict[str, str]:
+    """The assignment's data files (verified here) and a SHA256SUMS file for `sha256sum -c` into a folder of
+    target named after the data set; returns the scripts' fields: `data` (that folder) and `data_env` (the
+    variable the data set's loader reads). Raises ValueError for an assignment without a data set."""
+    if assignment.dataset is None:
+        raise ValueError(f"assignment {assignment.name!r} declares no data set; the platform packages carry "
+                         "one (see docs/changing-the-lab.md)")
+    dataset = assignment.dataset_module()
+    source = dataset.find_dataset_dir()
+    dataset.load(source)  # verifies every hash; raises DatasetError otherwise
+    folder = target / dataset.NAME
     folder.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
+    for name in dataset.FILES:
         shutil.copyfile(source / name, folder / name)
-    (folder / SUMS).write_text("".join(f"{SHA256[name]}  {name}\n" for name in FILES), encoding="utf-8")
-    return folder
+    (folder / SUMS).write_text("".join(f"{dataset.SHA256[name]}  {name}\n" for name in dataset.FILES),
+                               encoding="utf-8")
+    return {"data": dataset.NAME, "data_env": dataset.ENV_VAR}
 
 
 def python_version() -> str:

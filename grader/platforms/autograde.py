@@ -73,8 +73,8 @@ def layout(platform: Platform, root: Path | str | None = None) -> Layout:
 
 def find_submission(folder: Path) -> Path:
     """What to grade in the platform's submission folder: the folder itself when it holds modules (other
-    files are ignored by grader.submission), else its one notebook, else its one .zip, else the folder
-    (grader.submission then says what is missing)."""
+    files are ignored by grader.intake.submission), else its one notebook, else its one .zip, else the folder
+    (grader.intake.submission then says what is missing)."""
     if folder.is_dir():
         files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
         if not any(p.suffix == ".py" for p in files):
@@ -89,7 +89,7 @@ def autograde(platform: Platform, root: Path | str | None = None, *, options: An
               hidden_visibility: str = "after_published") -> Outcome:
     """Grade `<root>/submission` (or `student`) with the hidden checks and write the platform's results.json.
 
-    `options` is a grader.judge.GradeOptions (run_hidden is forced on). On Gradescope the hidden checks get
+    `options` is a grader.judge.grading.GradeOptions (run_hidden is forced on). On Gradescope the hidden checks get
     `hidden_visibility`: after_published (default; their details and the total appear once the instructor
     publishes the grades), after_due_date, or hidden (never shown, but the total shows their points).
     Never raises for a bad submission or a grader fault: both are written to results.json; only a failure
@@ -105,9 +105,9 @@ def autograde(platform: Platform, root: Path | str | None = None, *, options: An
     details = ""
     kind: Kind
     try:
-        from grader import judge
         from grader.faults import GraderFault
-        from grader.submission import SubmissionError
+        from grader.intake.submission import SubmissionError
+        from grader.judge import grading as judge
 
         grade_options = _options(options, where)
         try:
@@ -129,7 +129,7 @@ def autograde(platform: Platform, root: Path | str | None = None, *, options: An
 def _options(options: Any, where: Layout) -> Any:
     from dataclasses import replace
 
-    from grader.judge import GradeOptions
+    from grader.judge.grading import GradeOptions
 
     base = options if options is not None else GradeOptions()
     return replace(base, run_hidden=True, hide=(*base.hide, where.results.parent))

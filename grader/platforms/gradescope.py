@@ -10,7 +10,7 @@ once when it builds the image, then /autograder/run_autograder for every submiss
 | convgrader-*.whl | the grader with every suite, hidden checks included |
 | requirements.txt | the pinned versions installed where the release was built |
 | python-version | e.g. 3.11: the Python those pins were resolved for |
-| fashion-mnist/ | the four original .gz files and SHA256SUMS (checked by setup.sh) |
+| <data set>/ | the assignment's data files and SHA256SUMS (checked by setup.sh) |
 
 Environment variables read by the scripts (for testing the zip outside Gradescope's image):
 GRADER_VENV (default /opt/convgrader), GRADER_PYTHON (an interpreter to use instead of python<version>),
@@ -28,6 +28,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from grader.assignment import Assignment
 from grader.platforms import _package
 
 ROOT_ENTRIES = ("setup.sh", "run_autograder")
@@ -42,7 +43,7 @@ venv="${{GRADER_VENV:-/opt/convgrader}}"
 want="$(cat "$here/python-version")"
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
-echo "checking Fashion-MNIST against its SHA-256 sums"
+echo "checking the data set against its SHA-256 sums"
 (cd "$here/{data}" && sha256sum --check --quiet {sums})
 
 python="${{GRADER_PYTHON:-$(command -v "python$want" || true)}}"
@@ -76,7 +77,7 @@ options=({options})
 mkdir -p "$root/results"
 rm -f "$results"
 log="$(mktemp)"
-export FASHION_MNIST_DIR="$source_dir/{data}" TF_CPP_MIN_LOG_LEVEL=2
+export {data_env}="$source_dir/{data}" TF_CPP_MIN_LOG_LEVEL=2
 timeout --kill-after=15 "$deadline" "$venv/bin/grader" autograde --platform gradescope --root "$root" \
   "${{options[@]}}" 2>&1 | tee "$log"
 code=${{PIPESTATUS[0]}}
@@ -107,7 +108,7 @@ _FALLBACK = ('{"score": 0, "tests": [], "output": "The autograder failed (exit %
              'see the autograder output."}')
 
 
-def write_autograder_zip(root: Path, archive: Path, *, skip_training: bool = False,
+def write_autograder_zip(root: Path, archive: Path, assignment: Assignment, *, skip_training: bool = False,
                          extra_options: Sequence[str] = ()) -> Path:
     """Write Gradescope's autograder zip for the checkout at `root`; returns the archive's path.
 
@@ -116,14 +117,14 @@ def write_autograder_zip(root: Path, archive: Path, *, skip_training: bool = Fal
     archive = Path(archive)
     if archive.suffix.lower() != ".zip":
         raise ValueError(f"Received: {archive}, expected a .zip file name (Gradescope uploads a zip)")
-    options = [*(["--skip-training"] if skip_training else []), *extra_options]
+    options = ["--assignment", assignment.name, *(["--skip-training"] if skip_training else []), *extra_options]
     with tempfile.TemporaryDirectory(prefix="convgrader-gradescope-") as scratch:
         stage = Path(scratch)
         wheel = _package.build_wheel(root, stage)
         (stage / "requirements.txt").write_text("\n".join(_package.pinned_requirements(wheel)) + "\n", encoding="utf-8")
         (stage / "python-version").write_text(_package.python_version() + "\n", encoding="utf-8")
-        _package.copy_dataset(stage)
-        fields = {"data": _package.DATA_FOLDER, "sums": _package.SUMS, "python": _package.python_version()}
+        fields = {**_package.copy_dataset(stage, assignment), "sums": _package.SUMS,
+                  "python": _package.python_version()}
         scripts = {
             "setup.sh": SETUP_SH.format(wheel=wheel.name, **fields),
             "run_autograder": RUN_AUTOGRADER.format(options=" ".join(shlex.quote(o) for o in options),

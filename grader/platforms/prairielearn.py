@@ -6,7 +6,7 @@ DIR receives (PrairieLearn docs/externalGrading.md):
 |---|---|
 | Dockerfile | the grading image: a Python base (the version the release was tested with), the grader, the data |
 | entrypoint | the script PrairieLearn runs: grades /grade/student, writes /grade/results/results.json |
-| convgrader-*.whl, requirements.txt, fashion-mnist/ | what the Dockerfile copies in |
+| convgrader-*.whl, requirements.txt, <data set>/ | what the Dockerfile copies in |
 | info.json | the question's `externalGradingOptions` snippet (timeout within the 600 s maximum, no network) |
 | README.md | how to build, push and use the image |
 
@@ -21,6 +21,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from grader.assignment import Assignment
 from grader.platforms import _package
 
 MAX_TIMEOUT = 600  # PrairieLearn's limit for an external grading job, in seconds
@@ -32,7 +33,7 @@ DOCKERFILE = """\
 #   docker build -t {image} . && docker push {image}
 FROM python:{python}-slim
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 TF_CPP_MIN_LOG_LEVEL=2 \\
-    FASHION_MNIST_DIR=/convgrader/{data}
+    {data_env}=/convgrader/{data}
 RUN apt-get update -q && apt-get install -y -q --no-install-recommends util-linux \\
     && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt {wheel} /convgrader/
@@ -71,8 +72,8 @@ _FALLBACK = ('{"gradable": false, "score": 0, "format_errors": ["The grader fail
              'regrade it."], "message": "The grader failed."}')
 
 
-def write_prairielearn(root: Path, target: Path, *, skip_training: bool = False, timeout: int = MAX_TIMEOUT,
-                       image: str = IMAGE, extra_options: Sequence[str] = ()) -> Path:
+def write_prairielearn(root: Path, target: Path, assignment: Assignment, *, skip_training: bool = False,
+                       timeout: int = MAX_TIMEOUT, image: str = IMAGE, extra_options: Sequence[str] = ()) -> Path:
     """Write the PrairieLearn release folder for the checkout at `root` into `target` (emptied first)."""
     if not 1 <= timeout <= MAX_TIMEOUT:
         raise ValueError(f"Received: timeout={timeout}, expected 1 to {MAX_TIMEOUT} seconds (PrairieLearn's limit)")
@@ -85,9 +86,8 @@ def write_prairielearn(root: Path, target: Path, *, skip_training: bool = False,
     target.mkdir(parents=True)
     wheel = _package.build_wheel(root, target)
     (target / "requirements.txt").write_text("\n".join(_package.pinned_requirements(wheel)) + "\n", encoding="utf-8")
-    _package.copy_dataset(target)
-    options = [*(["--skip-training"] if skip_training else []), *extra_options]
-    fields = {"data": _package.DATA_FOLDER, "sums": _package.SUMS, "entrypoint": ENTRYPOINT_PATH}
+    fields = {**_package.copy_dataset(target, assignment), "sums": _package.SUMS, "entrypoint": ENTRYPOINT_PATH}
+    options = ["--assignment", assignment.name, *(["--skip-training"] if skip_training else []), *extra_options]
     (target / "Dockerfile").write_text(
         DOCKERFILE.format(python=_package.python_version(), wheel=wheel.name, image=image, **fields), encoding="utf-8")
     entry = target / "entrypoint"

@@ -57,9 +57,9 @@ def hidden_count(result: SubmissionResult) -> int:
 
 def sorted_checks(checks: list[CheckResult]) -> list[CheckResult]:
     """Checks in the order a report lists them: by exercise (assignment order), then by number."""
-    from grader.results import EXERCISES
+    from grader.results import exercise_order
 
-    order = {name: i for i, name in enumerate(EXERCISES)}
+    order = {name: i for i, name in enumerate(exercise_order(checks))}
     return sorted(
         checks,
         key=lambda c: (order.get(c.exercise, len(order)), c.exercise, _number_key(c.number)),

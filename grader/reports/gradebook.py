@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 
 from grader.reports._common import fmt_number
-from grader.results import EXERCISES, SubmissionResult, write_atomic
+from grader.results import SubmissionResult, exercise_order, write_atomic
 
 FIXED_COLUMNS = ("id", "status", "total", "max")
 LAST_COLUMNS = ("seconds",)
@@ -18,11 +18,10 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def gradebook_columns(results: Iterable[SubmissionResult]) -> list[str]:
     """id, status, total, max, the exercises in assignment order, then `seconds`.
 
-    Exercises outside `EXERCISES` (a suite that grew) follow the known ones, alphabetically, so
-    that the total is always the sum of the exercise columns.
+    Every exercise any submission has checks for gets a column, so that the total is always the sum of
+    the exercise columns.
     """
-    extra = sorted({c.exercise for r in results for c in r.checks} - set(EXERCISES))
-    return [*FIXED_COLUMNS, *EXERCISES, *extra, *LAST_COLUMNS]
+    return [*FIXED_COLUMNS, *exercise_order(c for r in results for c in r.checks), *LAST_COLUMNS]
 
 
 def gradebook_rows(results: Iterable[SubmissionResult]) -> list[dict[str, str]]:

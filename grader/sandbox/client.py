@@ -67,6 +67,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -545,10 +546,22 @@ class _Spares:
         with self._lock:
             self._zygote = (key, zygote, home)
 
-    def discard(self) -> None:
+    def state(self) -> SpareState:
+        with self._lock:
+            held, zygote, failed = self._held, self._zygote, bool(self._zygote_failed)
+        return SpareState(
+            spare=held is not None and held[1].alive(),
+            zygote_mode=zygote[0][0] if zygote is not None else None,
+            zygote_pid=zygote[1].popen.pid if zygote is not None else None,
+            zygote_failed=failed,
+        )
+
+    def discard(self, forget_failures: bool = False) -> None:
         with self._lock:
             held, self._held = self._held, None
             zygote, self._zygote = self._zygote, None
+            if forget_failures:
+                self._zygote_failed.clear()
         if held is not None:
             _close_spare(held[1], held[2])
         if zygote is not None:
@@ -568,10 +581,31 @@ def _close_zygote(zygote: Zygote, home: str) -> None:
 _spares = _Spares()
 
 
-def keep_spare_sandbox(enabled: bool = True) -> None:
+@dataclass(frozen=True)
+class SpareState:
+    """What this process holds for its next Sandbox (see keep_spare_sandbox)."""
+
+    spare: bool  # a live server started ahead, not from a zygote
+    zygote_mode: str | None  # the mode of the zygote held, or None
+    zygote_pid: int | None
+    zygote_failed: bool  # a zygote failed in this process: spares are processes from then on
+
+
+def keep_spare_sandbox(enabled: bool = True, *, zygote: bool = True) -> None:
     """Whether each Sandbox of this process, once started, starts a spare for the next one (batch
-    workers). A spare already held stays for the next Sandbox; it is stopped when this process exits."""
+    workers), from a zygote where the mode allows (`zygote`) or as a process. A spare already held stays
+    for the next Sandbox; it is stopped when this process exits."""
     _spares.enabled = enabled
+    _spares.use_zygote = zygote
+
+
+def spare_state() -> SpareState:
+    return _spares.state()
+
+
+def discard_spares(forget_failures: bool = False) -> None:
+    """Stop what is held for the next Sandbox (and, with forget_failures, try zygotes again)."""
+    _spares.discard(forget_failures)
 
 
 atexit.register(_spares.discard)

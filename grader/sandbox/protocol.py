@@ -423,7 +423,7 @@ def _decode_array(text: str) -> Any:
     """An array from .npy bytes, read here rather than by np.load: np.load parses the header with
     ast.literal_eval, and CPython 3.11 before 3.11.8 may fail two threads that build ASTs at once
     (gh-106905, "AST constructor recursion depth mismatch"); the judge decodes replies of two sandboxes
-    on two threads (grader.ahead). Only what np.save writes for a plain dtype is accepted."""
+    on two threads (grader.judge.prefetch). Only what np.save writes for a plain dtype is accepted."""
     np = _np()
     raw = base64.b64decode(text, validate=True)
     if not raw.startswith(_NPY_MAGIC) or len(raw) < 10 or raw[6] not in (1, 2, 3):

@@ -17,7 +17,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from grader import seeding, sequential_config
+from grader.keras_compat import seeding
+from grader.keras_compat import sequential as sequential_config
 from grader.sandbox.protocol import ModelPayload, ModelSpec
 
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -130,7 +131,7 @@ def _safe_str(exc: BaseException) -> str:
 
 def seed_everything(seed: int) -> None:
     """The same seed before every request: results do not depend on what ran before (TensorFlow's kernel
-    cache is kept: see grader/seeding.py)."""
+    cache is kept: see grader/keras_compat/seeding.py)."""
     seed %= 2**32
     if "keras" in sys.modules:
         seeding.seed_keeping_caches(seed)  # Python's and NumPy's generators included

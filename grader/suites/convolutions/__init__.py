@@ -1,5 +1,11 @@
-"""The convolutions assignment's suites. NAMES: what each exercise module must define (the stubs' and the
-notebook's exercise cells' public names); tests/test_live_check.py holds it to the reference solutions."""
+"""The convolutions lab ("Improving Computer Vision Accuracy using Convolutions"), declared once.
+
+NAMES: what each exercise module must define (the stubs' and the notebook's exercise cells' public names);
+tests/test_live_check.py holds it to the reference solutions. The suites are this package's test_*.py.
+"""
+
+from grader.assignment import Assignment
+from grader.suites.convolutions.notebook import CELLS
 
 NAMES: dict[str, tuple[str, ...]] = {
     "data": ("prepare_images",),
@@ -10,3 +16,16 @@ NAMES: dict[str, tuple[str, ...]] = {
     "visualize": ("layer_activations", "plot_activations"),
     "experiments": ("filter_experiment",),
 }
+
+INPUT_SHAPE = (28, 28, 1)  # Fashion-MNIST's images, with their channel axis
+
+ASSIGNMENT = Assignment(
+    name="convolutions",
+    title="Improving Computer Vision Accuracy using Convolutions",
+    modules=("data", "models", "callbacks", "training", "convolution", "visualize", "experiments"),
+    names=NAMES,
+    input_shape=INPUT_SHAPE,
+    dataset="fashion_mnist",
+    drivers=True,
+    notebook=CELLS,
+)

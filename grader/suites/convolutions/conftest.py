@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from grader.plugin import CONTEXT, GradingContext
+from grader.judge.plugin import CONTEXT, GradingContext
 
 settings.register_profile(
     "grader",
@@ -37,15 +37,15 @@ def student(context: GradingContext) -> Any:
 
 @pytest.fixture(scope="session")
 def fashion() -> Any:
-    from grader.data import load_fashion_mnist
+    from grader.datasets.fashion_mnist import load_fashion_mnist
 
     return load_fashion_mnist()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _train_in_background(request: pytest.FixtureRequest, context: GradingContext) -> None:
-    """The accuracy gates run last (grader.plugin); what they will train starts training now, in a separate
-    process, while the other checks run (grader.background_training). Nothing here is graded: a model that
+    """The accuracy gates run last (grader.judge.plugin); what they will train starts training now, in a separate
+    process, while the other checks run (grader.training.background). Nothing here is graded: a model that
     cannot be had or trained now is left to its gate, which asks again and reports what goes wrong."""
     from grader.checks import spec_of
 
@@ -53,10 +53,11 @@ def _train_in_background(request: pytest.FixtureRequest, context: GradingContext
         return
     if not any("accuracy" in (spec.tags if (spec := spec_of(item)) else ()) for item in request.session.items):
         return
-    from grader import background_training
     from grader.sandbox.protocol import ModelSpec
+    from grader.suites.convolutions import ASSIGNMENT
     from grader.suites.convolutions import reference as ref
-    from grader.training import Recipe
+    from grader.training import background as background_training
+    from grader.training.cache import Recipe
 
     models: list[tuple[str, Any]] = []
     for builder, args in ref.GATE_MODELS.values():
@@ -69,7 +70,8 @@ def _train_in_background(request: pytest.FixtureRequest, context: GradingContext
     try:
         reference_model = ref.reference_cnn()  # the activation maps compare with it
         models.append((reference_model.to_json(), reference_model.get_compile_config()))
-        background_training.start(models, Recipe(seed=context.seed), context.cache, context.progress)
+        background_training.start(models, Recipe(seed=context.seed), context.cache, context.progress,
+                                  data=ASSIGNMENT.load_dataset())
     except Exception:  # noqa: BLE001 - no job (e.g. no process could start): the gates train in-process
         pass
 

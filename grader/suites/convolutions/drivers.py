@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from grader.seeding import seed_keeping_caches
+from grader.keras_compat.seeding import seed_keeping_caches
 
 Load = Callable[[str], Any]
 
 # The drivers whose arguments are only ever the judge's own (its models, Fashion-MNIST slices and options, never
 # a value a submission returned), and which run real fits: a batch worker sends one grading's requests to them
-# again, ahead, to a second sandbox of the next submission (grader.ahead). A driver given anything a submission
+# again, ahead, to a second sandbox of the next submission (grader.judge.prefetch). A driver given anything a submission
 # returned must stay out of this list: the request would carry one student's answer into another's sandbox.
 AHEAD = ("train_and_evaluate", "train_and_evaluate_stopping", "filter_experiment_spy")
 
@@ -171,7 +171,7 @@ def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epoch
 
     import keras
 
-    fits: list[dict[str, int]] = []
+    fits: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     own = "fit" in vars(keras.Model)
     original_fit = keras.Model.fit
@@ -191,7 +191,7 @@ def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epoch
         return history
 
     experiments = load("experiments")
-    training = sys.modules.get("training")
+    training: Any = sys.modules.get("training")  # the submission's module (the sandbox imported it)
     original_tae = getattr(training, "train_and_evaluate", None)
 
     def spy_tae(*args: Any, **kwargs: Any) -> Any:
@@ -202,7 +202,7 @@ def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epoch
                       "test_accuracy": accuracy if isinstance(accuracy, (int, float)) else None})
         return result
 
-    patched = [m for m in (training, experiments) if original_tae is not None
+    patched: list[Any] = [m for m in (training, experiments) if original_tae is not None
                and getattr(m, "train_and_evaluate", None) is original_tae]
     keras.Model.fit = spy_fit  # type: ignore[method-assign]
     for module in patched:

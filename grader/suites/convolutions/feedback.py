@@ -28,7 +28,7 @@ def fmt(array: Any, precision: int = 3) -> str:
 
 def describe(value: Any) -> str:
     """What a returned value is, for a 'got:' line."""
-    from grader.student import describe_value
+    from grader.judge.student import describe_value
 
     return describe_value(value)
 

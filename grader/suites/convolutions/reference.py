@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.modelspec import LayerInfo
+from grader.models.rebuild import LayerInfo
 
 INPUT = (28, 28, 1)
 KERNEL = 3

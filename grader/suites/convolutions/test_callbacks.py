@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.checks import Mismatch, check
-from grader.data import prepare
+from grader.datasets.fashion_mnist import prepare
 from grader.suites.convolutions.feedback import describe, on_input, run_property
 from grader.suites.convolutions.reference import CLASSES, INPUT, payload_of
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from grader.checks import Mismatch, check
-from grader.data import prepare
+from grader.datasets.fashion_mnist import prepare
 from grader.suites.convolutions.feedback import describe, fmt, on_input, require_array, run_property
 from grader.suites.convolutions.reference import ANKLE_BOOTS
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from grader.checks import Mismatch, check
-from grader.data import prepare
+from grader.datasets.fashion_mnist import prepare
+from grader.suites.convolutions import INPUT_SHAPE
 from grader.suites.convolutions.feedback import Outcome, attempt, describe
 from grader.suites.convolutions.reference import expected_cnn
 
@@ -222,9 +223,10 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
     models.py bug, graded there); the judge's cross-entropy only where there is no usable compile config.
     The model runs eagerly: tracing Keras' evaluate would cost more than these two forward passes.
     """
-    from grader.modelspec import ModelRejected, compile_from, rebuild
+    from grader.models.rebuild import ModelRejected, compile_from, rebuild
 
-    model = rebuild(_architecture(fit.get("json")))  # bounded before it is built: a Conv2D(1000) is refused here
+    # bounded before it is built: a Conv2D(1000) is refused here
+    model = rebuild(_architecture(fit.get("json")), INPUT_SHAPE)
     _initial_weights_are_plausible(list(fit.get("initial") or []), model.get_weights())
     measure = _crossentropy
     if isinstance(fit.get("compile"), dict):
@@ -316,7 +318,7 @@ def _trained_models_are_real(outcome: dict[str, Any]) -> None:
     an accuracy bar: with a compile_model bug such as sgd, one epoch on 512 images learns little, and
     that bug is charged in models.py, not here.)
     """
-    from grader.modelspec import ModelRejected
+    from grader.models.rebuild import ModelRejected
 
     fits = [f for f in outcome.get("fits") or [] if isinstance(f, dict)]
     train = outcome.get("judge_train")

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.checks import Mismatch, check
+from grader.suites.convolutions import ASSIGNMENT, INPUT_SHAPE
 from grader.suites.convolutions import reference as ref
 
 DNN_THRESHOLD = 0.85
@@ -116,9 +117,9 @@ def check_cnn_parameter_formula(student: Any, filters: tuple[int, ...]) -> None:
 @check(points=2, exercise="models")
 def check_compile_settings(student: Any) -> None:
     """compile_model(model) compiles with adam, sparse_categorical_crossentropy and the accuracy metric"""
-    from grader.modelspec import compile_summary
+    from grader.judge.student import describe_value
+    from grader.models.rebuild import compile_summary
     from grader.sandbox.protocol import ModelSpec
-    from grader.student import describe_value
 
     model = ref.reference_cnn()  # the judge's own model: a build_cnn bug does not cost points here
     value = student.call("models", "compile_model", ref.payload_of(_uncompiled(model)))
@@ -146,7 +147,7 @@ def check_compile_settings(student: Any) -> None:
 
 
 def _uncompiled(model: Any) -> Any:
-    from grader.sequential_config import from_json
+    from grader.keras_compat.sequential import from_json
 
     fresh = from_json(model.to_json())
     fresh.set_weights(model.get_weights())
@@ -171,7 +172,7 @@ def check_cnn_accepts_list(student: Any) -> None:
 @check(points=1, exercise="models", hidden=True)
 def check_compile_keeps_layers(student: Any) -> None:
     """compile_model returns the same architecture it was given"""
-    from grader.modelspec import ModelRejected, describe, rebuild_shared
+    from grader.models.rebuild import ModelRejected, describe, rebuild_shared
     from grader.sandbox.protocol import ModelSpec
 
     model = ref.reference_cnn((16,))
@@ -179,7 +180,7 @@ def check_compile_keeps_layers(student: Any) -> None:
     if not isinstance(value, ModelSpec):
         raise Mismatch("compile_model(model) must return the model.")
     try:
-        got = describe(rebuild_shared(value.json_config))
+        got = describe(rebuild_shared(value.json_config, INPUT_SHAPE))
     except ModelRejected as exc:  # e.g. a compile config the judge refuses: the student's, said as such
         raise Mismatch(f"compile_model(model) returned a model the grader cannot use: {exc}") from None
     _compare("the model returned by compile_model", describe(model), got, "compile the model in place and return it.")
@@ -188,17 +189,18 @@ def check_compile_keeps_layers(student: Any) -> None:
 # --- accuracy gates: the judge trains the student's models itself ------------------------------------
 def _train(student: Any, context: Any, record: dict[str, Any], builder: str, args: list[Any], name: str,
            threshold: float) -> Any:
-    from grader.modelspec import ModelRejected
+    from grader.judge.student import describe_value
+    from grader.models.rebuild import ModelRejected
     from grader.sandbox.protocol import ModelSpec
-    from grader.student import describe_value
-    from grader.training import Recipe, train
+    from grader.training.cache import Recipe
+    from grader.training.trainer import train
 
     value = student.drive("compiled", builder, args, module="models", function=builder)
     if not isinstance(value, ModelSpec):
         raise Mismatch(f"compile_model({builder}()) must return a compiled Keras model.", got=describe_value(value))
     try:
         outcome = train(value.json_config, value.compile_config, Recipe(seed=context.seed), cache=context.cache,
-                        progress=context.progress)
+                        progress=context.progress, data=ASSIGNMENT.load_dataset())
     except ModelRejected as exc:
         raise Mismatch(f"the judge could not train compile_model({builder}()): {exc}") from None
     low, high = outcome.ci95
@@ -256,12 +258,13 @@ def check_cnn_beats_dnn(context: Any) -> None:
 def _activation_maps(context: Any, value: Any, outcome: Any, fashion: Any) -> None:
     """Maps of the three ankle boots through the student's trained CNN and the judge's, for the reports."""
     try:
-        from grader.data import prepare
-        from grader.modelspec import rebuild
+        from grader.datasets.fashion_mnist import prepare
+        from grader.models.rebuild import rebuild
         from grader.reports.images import activation_grid_png
         from grader.sandbox.pool import payload_digest
         from grader.sandbox.protocol import ModelPayload
-        from grader.training import Recipe, train
+        from grader.training.cache import Recipe
+        from grader.training.trainer import train
     except ImportError:
         return
     import base64
@@ -270,12 +273,12 @@ def _activation_maps(context: Any, value: Any, outcome: Any, fashion: Any) -> No
     maps: dict[str, Any] = {"images": list(ref.ANKLE_BOOTS)}
     reference_model = ref.reference_cnn()
     reference_outcome = train(reference_model.to_json(), reference_model.get_compile_config(),
-                              Recipe(seed=context.seed), cache=context.cache)
+                              Recipe(seed=context.seed), cache=context.cache, data=fashion)
     for who, json_config, weights in (("student", value.json_config, outcome.weights),
                                       ("reference", reference_model.to_json(), reference_outcome.weights)):
         key = payload_digest(ModelPayload(json_config=json_config, weights=list(weights or []), compile_config=None))
         if key not in _drawn_maps:
-            model = rebuild(json_config)
+            model = rebuild(json_config, INPUT_SHAPE)
             if weights is not None:
                 model.set_weights(weights)
             layers = [type(layer).__name__ for layer in model.layers

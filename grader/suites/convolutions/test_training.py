@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from grader.checks import Mismatch, check
-from grader.data import prepare
+from grader.datasets.fashion_mnist import prepare
 from grader.suites.convolutions.feedback import Outcome, attempt, describe, require_keys
 from grader.suites.convolutions.reference import CLASSES, INPUT, payload_of
 
@@ -197,7 +197,7 @@ def check_test_metrics(frozen_run: Outcome[dict[str, Any]], judge_scores: dict[s
     if close(got[0], expected[0]) and close(got[1], expected[1]):
         return
     hint = "call model.evaluate(test_images, test_labels) after fit and return its two values."
-    history = result.get("history") if isinstance(result.get("history"), dict) else {}
+    history: dict[str, Any] = result["history"] if isinstance(result.get("history"), dict) else {}
     last = tuple((history.get(k) or [math.nan])[-1] for k in ("loss", "accuracy"))
     if close(got[0], expected[1]) and close(got[1], expected[0]):
         hint = "loss and accuracy are swapped: model.evaluate returns [loss, accuracy]."

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from grader.checks import Mismatch, check
-from grader.data import prepare
+from grader.datasets.fashion_mnist import prepare
 from grader.suites.convolutions.feedback import Outcome, attempt, describe
 from grader.suites.convolutions.reference import ANKLE_BOOTS, payload_of, reference_activations, reference_cnn
 

@@ -1,0 +1,1 @@
+"""The data sets the assignments train and check on, each read offline and verified."""
