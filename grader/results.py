@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from grader.textcap import FIELD_LIMIT, OUTPUT_LIMIT, RECORD_VALUE_LIMIT, clip, clip_data, clip_messages
+
 Status = Literal["passed", "failed", "error"]  # error: the grader failed in this check, not the student
 SubmissionStatus = Literal["graded", "partial", "error"]
 
@@ -84,9 +86,19 @@ class SubmissionResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON data, every text and value within its cap (grader.textcap): what a submission
+        put into its feedback is bounded here too, not only in the reports made from it."""
         data = asdict(self)
         data["score"] = self.score
         data["max_score"] = self.max_score
+        data["messages"] = clip_messages([str(m) for m in self.messages])
+        data["extra"] = {str(k): clip_data(v, RECORD_VALUE_LIMIT) for k, v in self.extra.items()}
+        for check in data["checks"]:
+            check["output"] = clip(check["output"], OUTPUT_LIMIT)
+            for name in ("expected", "got", "hint"):
+                if check[name] is not None:
+                    check[name] = clip(check[name], FIELD_LIMIT)
+            check["extra"] = clip_data(check["extra"])  # a gate's curve and interval: a few KB
         return data
 
     @classmethod

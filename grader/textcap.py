@@ -10,6 +10,7 @@ report with its own budget: per check and per submission. Where text was cut, a 
 | a check's output | OUTPUT_LIMIT characters |
 | results.json, report.html | REPORT_CHECK_LIMIT per check, REPORT_BUDGET per submission |
 | junit.xml | JUNIT_BUDGET escaped bytes of feedback per submission |
+| grader-result.json | check fields as above and DATA_LIMIT of check extra; MESSAGES_KEPT; RECORD_VALUE_LIMIT |
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ OUTPUT_LIMIT = 8_000
 REPORT_CHECK_LIMIT = 4_000
 REPORT_BUDGET = 100_000
 DATA_LIMIT = 64 * 1024  # a JSON value of extra data, serialised
+RECORD_VALUE_LIMIT = 1024 * 1024  # one value of a record's own extra data (judge-made, e.g. the activation maps)
 JUNIT_BUDGET = 3_000
 MESSAGES_KEPT = 20
 

@@ -11,9 +11,9 @@ from grader.judge.plugin import _failure_text, _fault_text
 from grader.judge.student import describe_value
 from grader.reports import to_junit_xml, to_markdown_summary, write_submission_reports
 from grader.reports.terminal import render_terminal
-from grader.results import CheckResult, SubmissionResult, save_result
+from grader.results import CheckResult, SubmissionResult, load_result, save_result
 from grader.sandbox.protocol import Opaque, decode_value
-from grader.textcap import OUTPUT_LIMIT, Budget, clip, clip_data
+from grader.textcap import MESSAGES_KEPT, OUTPUT_LIMIT, Budget, clip, clip_data
 
 MB = 1024**2
 BIG_DICT = {f"{i:05d}" + "k" * 95: i for i in range(20_000)}  # the red team's 20,000 keys of 100 characters
@@ -106,3 +106,15 @@ def test_grader_result_json_of_capped_checks_is_bounded(tmp_path: Path) -> None:
         check.expected, check.got, check.hint = exc.expected, exc.got, exc.hint
     save_result(result, tmp_path / "grader-result.json")
     assert (tmp_path / "grader-result.json").stat().st_size < 2 * MB
+
+
+def test_the_record_itself_is_bounded_whatever_its_fields_hold(tmp_path: Path) -> None:
+    """grader-result.json of a result whose every field holds 2 MB of text (65 checks, 1,000 messages, 20,000
+    keys): bounded when it is written, not only in the reports made from it, and still read back."""
+    save_result(_hostile(), tmp_path / "grader-result.json")
+    size = (tmp_path / "grader-result.json").stat().st_size
+    assert size < 3 * MB, size  # unbounded, it is ~0.8 GB (65 checks x 4 fields x 2 MB, the extras, messages)
+    again = load_result(tmp_path / "grader-result.json")
+    assert len(again.messages) == MESSAGES_KEPT + 1 and "more messages cut by the grader" in again.messages[-1]
+    assert all("cut by the grader" in check.output and "left_out" in check.extra for check in again.checks)
+    assert set(again.extra) == {"returned", "note"} and all("left_out" in v for v in again.extra.values())

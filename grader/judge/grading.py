@@ -23,6 +23,7 @@ from grader.assignment import Assignment
 from grader.assignment import load as load_assignment
 from grader.faults import GraderFault
 from grader.intake.submission import prepare_submission
+from grader.judge import fixtures as suite_fixtures
 from grader.judge.plugin import GraderPlugin, GradingContext, plugin_autoload_disabled, suite_arguments
 from grader.judge.prefetch import Ahead, Recorder, Request
 from grader.results import SubmissionResult
@@ -288,7 +289,7 @@ def _run_suites(plugin: GraderPlugin, folder: Path, exercises: Sequence[str] = (
     sink = io.StringIO()
     with plugin_autoload_disabled(), _hypothesis_home_outside_cwd(), contextlib.redirect_stdout(sink), \
             contextlib.redirect_stderr(sink):
-        code = pytest.main(args, plugins=[plugin])
+        code = pytest.main(args, plugins=[plugin, suite_fixtures])
     if code == pytest.ExitCode.INTERRUPTED:
         raise KeyboardInterrupt
     if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):

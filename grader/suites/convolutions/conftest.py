@@ -1,4 +1,5 @@
-"""Fixtures shared by the convolutions suites: the submission, the data, the judge's reference models."""
+"""Fixtures shared by the convolutions suites: the data, the background training, the records (`context` and
+`student` come from the judge: grader/judge/fixtures.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from grader.judge.plugin import CONTEXT, GradingContext
+from grader.judge.plugin import GradingContext
 
 settings.register_profile(
     "grader",
@@ -20,19 +21,6 @@ settings.register_profile(
     print_blob=False,
 )
 settings.load_profile("grader")
-
-
-@pytest.fixture(scope="session")
-def context(request: pytest.FixtureRequest) -> GradingContext:
-    context = request.config.stash.get(CONTEXT, None)
-    if context is None:
-        pytest.fail("these suites run through `grader check` or `grader grade`, not plain pytest")
-    return context
-
-
-@pytest.fixture(scope="session")
-def student(context: GradingContext) -> Any:
-    return context.student
 
 
 @pytest.fixture(scope="session")
