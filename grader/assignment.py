@@ -77,11 +77,13 @@ class Assignment:
 def installed() -> list[str]:
     """The names of the assignments installed: the grader's own and those in $GRADER_ASSIGNMENTS."""
     package = importlib.import_module(SUITES_PACKAGE)
-    for folder in extra_folders():  # $GRADER_ASSIGNMENTS as it is now (grader.suites read it when imported)
+    extra = extra_folders()  # $GRADER_ASSIGNMENTS as it is now (grader.suites read it when first imported)
+    for folder in extra:
         if folder not in package.__path__:
             package.__path__.append(folder)
+    own = str(Path(package.__file__ or "").parent)
     names = set()
-    for info in pkgutil.iter_modules(list(package.__path__)):
+    for info in pkgutil.iter_modules([own, *extra]):
         if info.ispkg and not info.name.startswith("_"):
             names.add(info.name)
     return sorted(names)

@@ -47,6 +47,13 @@ def test_the_toy_is_installed_beside_the_lab_and_must_then_be_named() -> None:
         load("greeting")
 
 
+def test_the_toy_is_gone_once_the_variable_no_longer_lists_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """grader.suites keeps the folder on its path once it was listed; what is installed follows the variable."""
+    assert "greetings" in installed()
+    monkeypatch.delenv("GRADER_ASSIGNMENTS")
+    assert "greetings" not in installed() and load().name == "convolutions"
+
+
 def test_without_a_name_the_cli_says_which_assignments_there_are() -> None:
     result = CliRunner().invoke(main, ["list"])
     assert result.exit_code == 2 and "name one with --assignment NAME" in result.output, result.output
