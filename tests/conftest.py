@@ -22,6 +22,9 @@ SOLUTIONS = ROOT / "solutions" / "convolutions"
 STUBS = ROOT / "assignments" / "convolutions"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
+# Fixture submissions and the toy assignment hold test_*.py files of their own: suites the judge runs, not ours.
+collect_ignore = ["fixtures"]
+
 settings.register_profile("ci", database=None, derandomize=True, deadline=None)
 settings.register_profile("dev", database=None, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")

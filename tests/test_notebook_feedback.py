@@ -49,7 +49,8 @@ def test_names_are_what_the_reference_solutions_define(solutions_dir: Path) -> N
 
 
 def test_a_notebook_that_defines_none_of_the_names_gets_one_account_first(tmp_path: Path) -> None:
-    prepared = prepare_submission(_notebook(tmp_path / "C1_W3_Lab_1.ipynb", ORIGINAL_LAB), ASSIGNMENT.modules, NAMES)
+    prepared = prepare_submission(_notebook(tmp_path / "C1_W3_Lab_1.ipynb", ORIGINAL_LAB), ASSIGNMENT.modules, NAMES,
+                                  assignment=ASSIGNMENT.name)
     try:
         assert prepared.origin == Origin("notebook", "C1_W3_Lab_1.ipynb")
         assert prepared.messages[0] == (
@@ -63,7 +64,8 @@ def test_a_notebook_that_defines_none_of_the_names_gets_one_account_first(tmp_pa
 
 def test_a_notebook_that_defines_one_name_gets_no_such_account(tmp_path: Path) -> None:
     cells = [*ORIGINAL_LAB, "def prepare_images(images):\n    return images[..., None] / 255.0"]
-    prepared = prepare_submission(_notebook(tmp_path / "lab.ipynb", cells), ASSIGNMENT.modules, NAMES)
+    prepared = prepare_submission(_notebook(tmp_path / "lab.ipynb", cells), ASSIGNMENT.modules, NAMES,
+                                  assignment=ASSIGNMENT.name)
     try:
         assert not any("defines none" in m for m in prepared.messages)
     finally:
@@ -76,14 +78,16 @@ def test_a_folder_whose_modules_define_none_of_the_names_gets_the_folders_accoun
     folder.mkdir()
     (folder / "models.py").write_text("import keras\n\ndef make_model():\n    return keras.Sequential()\n")
     (folder / "data.py").write_text("SCALE = 255.0\n")
-    prepared = prepare_submission(folder, ASSIGNMENT.modules, NAMES)
+    prepared = prepare_submission(folder, ASSIGNMENT.modules, NAMES,
+                                  assignment=ASSIGNMENT.name)
     try:
         assert prepared.origin == Origin()
         assert prepared.messages[0].startswith(f"this folder defines none of the functions the lab asks for: "
                                                f"{ALL_NAMES}; start from the assignment's stubs (data.py, models.py")
     finally:
         prepared.cleanup()
-    reference = prepare_submission(solutions_dir, ASSIGNMENT.modules, NAMES)
+    reference = prepare_submission(solutions_dir, ASSIGNMENT.modules, NAMES,
+                                  assignment=ASSIGNMENT.name)
     try:
         assert reference.messages == []
     finally:
@@ -94,7 +98,8 @@ def test_a_folder_holding_one_notebook_is_named_after_that_notebook(tmp_path: Pa
     folder = tmp_path / "handed-in"
     folder.mkdir()
     _notebook(folder / "mine.ipynb", ["def prepare_images(images):\n    return images"])
-    prepared = prepare_submission(folder, ASSIGNMENT.modules, NAMES)
+    prepared = prepare_submission(folder, ASSIGNMENT.modules, NAMES,
+                                  assignment=ASSIGNMENT.name)
     try:
         assert prepared.origin == Origin("notebook", "mine.ipynb")
     finally:
@@ -154,7 +159,8 @@ def test_the_live_check_feedback_is_kernel_terms(tmp_path: Path) -> None:
 def test_a_notebook_that_cannot_be_read_gets_only_that_message(tmp_path: Path) -> None:
     path = tmp_path / "broken.ipynb"
     path.write_text("{not json", encoding="utf-8")
-    prepared = prepare_submission(path, ASSIGNMENT.modules, NAMES)
+    prepared = prepare_submission(path, ASSIGNMENT.modules, NAMES,
+                                  assignment=ASSIGNMENT.name)
     try:
         assert len(prepared.messages) == 1 and prepared.messages[0].startswith("the notebook is not valid JSON")
     finally:

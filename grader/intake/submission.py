@@ -57,7 +57,7 @@ class Origin:
                     "lab's exercise cells (tagged exercise:<module>) first, then check again.")
         if self.kind == "notebook":
             return (f"this notebook ({self.notebook}) defines none of the functions the lab asks for: {listed}; "
-                    f"start from the assignment's notebook{f' ({assignment}.ipynb)' if assignment else ''}, whose "
+                    f"start from the assignment's {f'{assignment}.ipynb' if assignment else 'notebook'}, whose "
                     "exercise cells are tagged "
                     "exercise:<module>.")
         modules = ", ".join(f"{module}.py" for module in names)

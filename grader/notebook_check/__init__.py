@@ -65,7 +65,7 @@ def check(exercise: str | None = None, *, training: bool = False, seed: int = 0,
     return _report(answer, exercise, notes, lab.name)
 
 
-def _report(answer: dict[str, Any], exercise: str | None, notes: Sequence[str], assignment: str) -> CheckReport:
+def _report(answer: dict[str, Any], exercise: str | None, notes: Sequence[str], assignment: str = "") -> CheckReport:
     from grader.results import SubmissionResult
 
     if "error" in answer:
