@@ -25,12 +25,6 @@ EXERCISE = "experiments"
 OPTIONS = (8, 16)
 TRAIN_IMAGES, TEST_IMAGES = 512, 256
 EPOCHS = 1
-# How a fit moves the weights (see _losses), measured over one epoch of the lab's CNN on 512 images: its change
-# is 0.6% (sgd) to 10% (adam) of the weights' norm, at a cosine of 0.06 (no softmax) to 0.99 (sgd) with the
-# loss's descent direction. A second fresh initialisation is 141% away at a cosine under 0.035; noise added
-# to the weights lies at a cosine of 0.003.
-MAX_WEIGHT_CHANGE = 0.7
-MIN_DESCENT_ALIGNMENT = 0.03
 KEYS = ("filters", "params", "seconds", "test_accuracy")
 CALL = f"filter_experiment({OPTIONS}, train, test, epochs={EPOCHS})"
 ROW_HINT = (
@@ -207,8 +201,8 @@ def _crossentropy(labels: np.ndarray, outputs: np.ndarray) -> float:
     return float(-np.mean(np.log(probabilities[np.arange(len(labels)), labels])))
 
 
-def _loss_function(model: Any) -> Any:
-    """The Keras loss the model was compiled with (it takes tensors), or None where there is no usable one."""
+def _compiled_loss(model: Any) -> Any:
+    """The loss function the model was compiled with, or the judge's cross-entropy where there is none."""
     import keras
 
     loss = getattr(model, "loss", None)
@@ -216,41 +210,28 @@ def _loss_function(model: Any) -> Any:
         function = keras.losses.get(loss) if isinstance(loss, str) else loss
     except ValueError:
         function = None
-    return function if callable(function) else None
-
-
-def _compiled_loss(model: Any) -> Any:
-    """The loss function the model was compiled with, or the judge's cross-entropy where there is none."""
-    function = _loss_function(model)
-    if function is None:
+    if not callable(function):
         return _crossentropy
     return lambda labels, outputs: float(np.mean(np.asarray(function(labels, outputs))))
 
 
-def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float, float, float]:
-    """The loss on `data` of a fit's model with its weights before and after fit, and how the weights moved:
-    the cosine between their change and the loss's descent direction at the weights before, and the size of
-    the change relative to the weights before.
+def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
+    """The loss on `data` of a fit's model with its weights before and after fit.
 
     The loss is the one the model was compiled with (rebuilt here from its validated compile config),
     since that is what fit lowers whatever build_cnn made of the last layer (a missing softmax is a
     models.py bug, graded there); the judge's cross-entropy only where there is no usable compile config.
-    A fit moves the weights a little, down the loss; weights that were never trained from the "before" ones
-    (another fresh initialisation, noise) lie far away or across it, whichever of them has the lower loss.
-    The model runs eagerly: tracing Keras' evaluate would cost more than these forward passes.
+    The model runs eagerly: tracing Keras' evaluate would cost more than these two forward passes.
     """
     from grader.models.rebuild import ModelRejected, compile_from, rebuild
 
     # bounded before it is built: a Conv2D(1000) is refused here
     model = rebuild(_architecture(fit.get("json")), INPUT_SHAPE)
     _initial_weights_are_plausible(list(fit.get("initial") or []), model.get_weights())
-    import keras
-
-    measure, differentiable = _crossentropy, keras.losses.sparse_categorical_crossentropy
+    measure = _crossentropy
     if isinstance(fit.get("compile"), dict):
         try:
-            compiled = compile_from(model, fit["compile"])
-            measure, differentiable = _compiled_loss(compiled), _loss_function(compiled) or differentiable
+            measure = _compiled_loss(compile_from(model, fit["compile"]))
         except ModelRejected:
             pass
     images, labels = data
@@ -259,37 +240,7 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float, float, float]
         model.set_weights(list(fit.get(key) or []))
         outputs = [np.asarray(model(images[i:i + _BATCH], training=False)) for i in range(0, len(images), _BATCH)]
         losses.append(measure(labels, np.concatenate(outputs)))
-    return losses[0], losses[1], *_descent_alignment(model, fit, differentiable, images, labels)
-
-
-def _descent_alignment(model: Any, fit: dict[str, Any], loss: Any, images: np.ndarray,
-                       labels: np.ndarray) -> tuple[float, float]:
-    """cos(after - before, -gradient at before of `loss`, a Keras loss) over the trainable weights, and
-    |after - before| / |before|."""
-    import tensorflow as tf
-
-    before = [np.asarray(w) for w in fit.get("initial") or []]
-    after = [np.asarray(w) for w in fit.get("weights") or []]
-    model.set_weights(before)
-    trainable = {id(v) for v in model.trainable_weights}
-    variables = [v for v in model.weights if id(v) in trainable]
-    gradients: list[Any] = [None] * len(variables)
-    for start in range(0, len(images), _BATCH):  # a few images at a time, as the forward passes above
-        with tf.GradientTape() as tape:
-            value = tf.reduce_sum(loss(labels[start:start + _BATCH], model(images[start:start + _BATCH],
-                                                                              training=False)))
-        for i, g in enumerate(tape.gradient(value, variables)):
-            if g is not None:
-                gradients[i] = np.asarray(g) if gradients[i] is None else gradients[i] + np.asarray(g)
-    picked = [i for i, v in enumerate(model.weights) if id(v) in trainable]
-    step = np.concatenate([(after[i] - before[i]).ravel() for i in picked]) if picked else np.zeros(0)
-    descent = -np.concatenate([np.asarray(g).ravel() if g is not None else np.zeros(int(np.prod(v.shape)))
-                               for g, v in zip(gradients, variables, strict=True)]) if picked else np.zeros(0)
-    norms = float(np.linalg.norm(step) * np.linalg.norm(descent))
-    cosine = float(np.dot(step, descent) / norms) if norms > 0 and np.isfinite(norms) else 0.0
-    size = float(np.linalg.norm(np.concatenate([before[i].ravel() for i in picked]))) if picked else 0.0
-    change = float(np.linalg.norm(step)) / size if size > 0 else float("inf")
-    return cosine, change
+    return losses[0], losses[1]
 
 
 def _architecture(json_config: Any) -> str:
@@ -363,10 +314,9 @@ def _trained_models_are_real(outcome: dict[str, Any]) -> None:
     """The fits the spy saw, re-evaluated by the judge: records of fits that never happened do not count.
 
     Each fit comes back as its model's config and compile config with the weights before and after
-    fit; on the judge's own copy of the training images, the model's loss must have gone down, and the
-    weights must have moved down the loss from the weights before (see _losses). (Not an accuracy bar:
-    with a compile_model bug such as sgd, one epoch on 512 images lowers the loss by less than two fresh
-    initialisations differ, and that bug is charged in models.py, not here.)
+    fit; on the judge's own copy of the training images, the model's loss must have gone down. (Not
+    an accuracy bar: with a compile_model bug such as sgd, one epoch on 512 images learns little, and
+    that bug is charged in models.py, not here.)
     """
     from grader.models.rebuild import ModelRejected
 
@@ -375,7 +325,7 @@ def _trained_models_are_real(outcome: dict[str, Any]) -> None:
     found: list[str] = []
     for fit in fits[: len(OPTIONS)]:
         try:
-            before, after, alignment, change = _losses(fit, train)
+            before, after = _losses(fit, train)
         except ForgedRecord as exc:
             found.append(f"not the model's initial weights before fit ({exc})")
             continue
@@ -383,11 +333,7 @@ def _trained_models_are_real(outcome: dict[str, Any]) -> None:
             found.append("not usable")
             continue
         learned = bool(np.isfinite(after) and after < before)
-        trained = alignment >= MIN_DESCENT_ALIGNMENT and change <= MAX_WEIGHT_CHANGE
-        found.append(f"training loss {before:.4f} -> {after:.4f}" + ("" if learned else " (no learning)")
-                     + ("" if trained else f" (weights after fit not trained from those before: changed by "
-                                           f"{change:.0%}, at a cosine of {alignment:.2f} with the loss's "
-                                           "descent; no learning)"))
+        found.append(f"training loss {before:.4f} -> {after:.4f}" + ("" if learned else " (no learning)"))
     if len(found) < len(OPTIONS) or any(not text.startswith("training loss") or "no learning" in text
                                         for text in found):
         raise Mismatch(
