@@ -9,6 +9,7 @@ report file stays under its cap.
 - privatemodule: build_dnn's config says "keras.src.layers" and adds GaussianNoise and StringLookup (models);
 - conv1000: the first fits the judge re-evaluates are of a Conv2D(1000) model (experiments);
 - forgedrecords: filter_experiment never trains and forges the spies' records, "before" weights x20 (experiments);
+- forgedinits: the same with two fresh initialisations, the worse as "before", the better as "after" (experiments);
 - forgedcalls: filter_experiment never trains and records only calls of train_and_evaluate (experiments);
 - nevertrains: train_and_evaluate never calls fit and invents its history and accuracy (training);
 - bigdict: train_and_evaluate's dict also holds 20,000 keys of 100 characters (training; reports stay small);
@@ -31,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions" / "convolutions"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hostile_judge"
 LOSES = {"float16": set(), "meaniou": {"models"}, "bigdense": {"models"}, "privatemodule": {"models"},
-         "conv1000": {"experiments"}, "forgedrecords": {"experiments"}, "forgedcalls": {"experiments"},
+         "conv1000": {"experiments"}, "forgedrecords": {"experiments"}, "forgedinits": {"experiments"},
+         "forgedcalls": {"experiments"},
          "nevertrains": {"training"}, "bigdict": {"training"}, "framebomb": {"visualize"}}
 JUDGE_GROWTH_MB = 400  # the judge's peak RSS over all of them, beyond its peak grading the reference
 MB = 1024**2

@@ -233,3 +233,43 @@ def test_loss_and_metric_functions_passed_by_name_are_accepted() -> None:
         target["config"] = "student_loss"
         with pytest.raises(ModelRejected, match="student_loss|custom object"):
             compile_from(rebuild(model.to_json(), (4,)), bad)
+
+
+@pytest.mark.parametrize("filters", [(8, 8), (16,), (4, 8, 16)])
+def test_the_judge_draws_the_initial_weights_the_sandbox_gave(filters: tuple[int, ...]) -> None:
+    """The spy in the sandbox gives a fitted model `drivers.initial_weights(model.to_json(), seed)`; the judge,
+    from the recorded config, draws them again through its bounded rebuild: the same arrays, or every honest
+    experiment would fail check_trains_each_model."""
+    import numpy as np
+
+    from grader.keras_compat.seeding import seed_keeping_caches
+    from grader.suites.convolutions.drivers import initial_weights
+
+    model = sequential_config.from_json(ref.reference_cnn(filters).to_json())  # a copy of the shared model
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    given_in_sandbox = initial_weights(model.to_json(), 1729)
+    seed_keeping_caches(1729)
+    drawn_by_judge = rebuild(model.to_json(), INPUT_SHAPE).get_weights()
+    assert len(given_in_sandbox) == len(drawn_by_judge) == 2 * (len(filters) + 2)
+    assert all(np.array_equal(a, b) for a, b in zip(given_in_sandbox, drawn_by_judge, strict=True))
+    other_seed = initial_weights(model.to_json(), 1730)
+    assert not np.array_equal(other_seed[0], given_in_sandbox[0])
+
+
+def test_weights_not_trained_from_the_judges_are_told_from_a_fit() -> None:
+    """What check_trains_each_model asks of a record's weights after fit, given the judge's initial weights."""
+    import numpy as np
+
+    from grader.suites.convolutions.drivers import initial_weights
+    from grader.suites.convolutions.evidence import ForgedRecord, trained_from
+
+    config = ref.reference_cnn((8, 8)).to_json()
+    initial = initial_weights(config, 1)
+    rng = np.random.default_rng(0)
+    moved = [w + rng.normal(0, 0.05 * (float(np.std(w)) or 0.01), w.shape) for w in initial]  # a fit's few percent
+    trained_from(initial, moved)
+    trained_from(initial, [w * 1.8 for w in initial])
+    trained_from(initial, [np.full_like(w, np.nan) for w in initial])  # NaN: its loss says it did not learn
+    for forged in (initial_weights(config, 2), [np.zeros_like(w) for w in initial], [-w for w in initial]):
+        with pytest.raises(ForgedRecord, match="not trained from the judge's initial weights"):
+            trained_from(initial, forged)

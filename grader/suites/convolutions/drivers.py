@@ -162,10 +162,47 @@ def train_and_evaluate_stopping(
     return {"result": result, "spy_epochs": stopper.epochs_seen}
 
 
-def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epochs: int) -> dict[str, Any]:
+def initial_weights(json_config: str, seed: int) -> list[np.ndarray]:
+    """The initial weights the judge gives a model: those its own config's initialisers draw under `seed`.
+
+    The judge draws the same ones from the same config (grader.models.rebuild under the same seed), so it knows
+    a fit's weights before fit without taking them from a record written where the submission runs."""
+    import json
+
+    from grader.keras_compat import sequential
+
+    data = json.loads(json_config)
+    if isinstance(data, dict):
+        data.pop("compile_config", None)  # the architecture's own draws only (a compiled metric draws nothing)
+    seed_keeping_caches(seed)
+    return [np.asarray(w) for w in sequential.deserialize(data).get_weights()]
+
+
+def _set_initial_weights(model: Any, seed: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Give `model` the judge's initial weights for `seed` before its first fit; False where that cannot be done
+    (a model Keras cannot rebuild from its config, or one without an input shape fed a dataset)."""
+    try:
+        if not model.built:
+            data = args[0] if args else kwargs.get("x")
+            shape = getattr(data, "shape", None)
+            if shape is None or len(shape) < 2:
+                return False
+            model.build((None, *tuple(shape)[1:]))
+        model.set_weights(initial_weights(model.to_json(), seed))
+    except Exception:  # noqa: BLE001 - the fit goes on with the model's own weights; the judge cannot confirm it
+        return False
+    return True
+
+
+def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epochs: int,
+                          first_seed: int = 0) -> dict[str, Any]:
     """Run filter_experiment with spies: on keras.Model.fit (epochs run, parameter count of each fit) and on the
     student's own train_and_evaluate as experiments.py reaches it (the epochs it was asked for, the test_accuracy
-    it returned), so that the judge can tell a mistake of experiments.py from one inherited from training.py."""
+    it returned), so that the judge can tell a mistake of experiments.py from one inherited from training.py.
+
+    The first fit of each model starts from the judge's initial weights (`initial_weights`, seeds `first_seed`,
+    `first_seed + 1`, ... in the order of the models' first fits): the judge knows them, so a record of a fit
+    cannot invent the weights it started from."""
     import sys
     import time
 
@@ -176,8 +213,15 @@ def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epoch
     own = "fit" in vars(keras.Model)
     original_fit = keras.Model.fit
 
+    started: list[Any] = []  # the models fitted so far (kept alive, so that no other model takes an id)
+
     def spy_fit(self: Any, *args: Any, **kwargs: Any) -> Any:
-        initial = [np.asarray(w) for w in self.get_weights()]
+        seed = None
+        if all(model is not self for model in started):
+            started.append(self)
+            seed = first_seed + len(started) - 1
+            if not _set_initial_weights(self, seed, args, kwargs):
+                seed = None
         history = original_fit(self, *args, **kwargs)
         # The trained model itself goes back as evidence: the judge evaluates it, so a forged record of a
         # fit that never happened does not pass for training.
@@ -186,7 +230,7 @@ def filter_experiment_spy(load: Load, options: Any, train: Any, test: Any, epoch
         except Exception:  # noqa: BLE001 - no compile config: the judge falls back to its own loss
             compile_config = None
         fits.append({"epochs": len(getattr(history, "epoch", None) or []), "params": int(self.count_params()),
-                     "json": self.to_json(), "compile": compile_config, "initial": initial,
+                     "json": self.to_json(), "compile": compile_config, "seed": seed,
                      "weights": [np.asarray(w) for w in self.get_weights()]})
         return history
 

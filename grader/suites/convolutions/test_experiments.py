@@ -18,6 +18,7 @@ import pytest
 from grader.checks import Mismatch, check
 from grader.datasets.fashion_mnist import prepare
 from grader.suites.convolutions import INPUT_SHAPE
+from grader.suites.convolutions.evidence import ForgedRecord, trained_from
 from grader.suites.convolutions.feedback import Outcome, attempt, describe
 from grader.suites.convolutions.reference import expected_cnn
 
@@ -25,6 +26,7 @@ EXERCISE = "experiments"
 OPTIONS = (8, 16)
 TRAIN_IMAGES, TEST_IMAGES = 512, 256
 EPOCHS = 1
+FIRST_SEED = 1729  # the judge's initial weights of the i-th model fitted: its config's draws under FIRST_SEED + i
 KEYS = ("filters", "params", "seconds", "test_accuracy")
 CALL = f"filter_experiment({OPTIONS}, train, test, epochs={EPOCHS})"
 ROW_HINT = (
@@ -42,7 +44,7 @@ def _data(fashion: Any, train_count: int, test_count: int) -> tuple[Data, Data]:
 
 def run_experiment(student: Any, fashion: Any, options: Any, sizes: tuple[int, int]) -> dict[str, Any]:
     train, test = _data(fashion, *sizes)
-    outcome, seconds = student.drive_timed("filter_experiment_spy", options, train, test, EPOCHS,
+    outcome, seconds = student.drive_timed("filter_experiment_spy", options, train, test, EPOCHS, FIRST_SEED,
                                            module="experiments", function="filter_experiment")
     if not isinstance(outcome, dict) or "rows" not in outcome:
         raise Mismatch("the experiment driver returned something unexpected.", got=describe(outcome))
@@ -215,19 +217,31 @@ def _compiled_loss(model: Any) -> Any:
     return lambda labels, outputs: float(np.mean(np.asarray(function(labels, outputs))))
 
 
-def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
-    """The loss on `data` of a fit's model with its weights before and after fit.
+def _losses(fit: dict[str, Any], data: Any, seed: int) -> tuple[float, float]:
+    """The loss on `data` of a fit's model with the judge's initial weights and with its weights after fit.
 
-    The loss is the one the model was compiled with (rebuilt here from its validated compile config),
-    since that is what fit lowers whatever build_cnn made of the last layer (a missing softmax is a
-    models.py bug, graded there); the judge's cross-entropy only where there is no usable compile config.
-    The model runs eagerly: tracing Keras' evaluate would cost more than these two forward passes.
+    The weights before fit are the judge's own: the spy gave the model its config's draws under `seed` before
+    its first fit, and the judge draws them again here from the same config (`drivers.initial_weights`). The
+    weights after fit must have been trained from those: their projection on them keeps most of their size
+    (a fit moves the lab's models by a few percent, a float16 last layer's by more, never that whole part),
+    where a fresh initialisation, or anything not made from the judge's weights, has next to none of it.
+    The loss is the one the model was compiled with (rebuilt here from its validated compile config), since
+    that is what fit lowers whatever build_cnn made of the last layer (a missing softmax is a models.py bug,
+    graded there); the judge's cross-entropy only where there is no usable compile config. The model runs
+    eagerly: tracing Keras' evaluate would cost more than these two forward passes.
     """
+    from grader.keras_compat.seeding import seed_keeping_caches
     from grader.models.rebuild import ModelRejected, compile_from, rebuild
 
-    # bounded before it is built: a Conv2D(1000) is refused here
+    if fit.get("seed") != seed:
+        raise ForgedRecord("a fit that did not start from the judge's initial weights")
+    seed_keeping_caches(seed)
+    # bounded before it is built (a Conv2D(1000) is refused), and drawing what drivers.initial_weights drew
     model = rebuild(_architecture(fit.get("json")), INPUT_SHAPE)
-    _initial_weights_are_plausible(list(fit.get("initial") or []), model.get_weights())
+    initial = model.get_weights()
+    after = list(fit.get("weights") or [])
+    model.set_weights(after)  # the shapes are the model's, or ValueError
+    trained_from(initial, after)
     measure = _crossentropy
     if isinstance(fit.get("compile"), dict):
         try:
@@ -236,8 +250,8 @@ def _losses(fit: dict[str, Any], data: Any) -> tuple[float, float]:
             pass
     images, labels = data
     losses = []
-    for key in ("initial", "weights"):
-        model.set_weights(list(fit.get(key) or []))
+    for weights in (initial, after):
+        model.set_weights(weights)
         outputs = [np.asarray(model(images[i:i + _BATCH], training=False)) for i in range(0, len(images), _BATCH)]
         losses.append(measure(labels, np.concatenate(outputs)))
     return losses[0], losses[1]
@@ -259,25 +273,6 @@ def _architecture(json_config: Any) -> str:
 
 
 _BATCH = 64  # the judge's forward passes over a student's architecture, a few images at a time
-
-
-class ForgedRecord(ValueError):
-    """A fit record whose weights "before fit" cannot be the model's initial weights."""
-
-
-def _initial_weights_are_plausible(initial: list[Any], fresh: list[np.ndarray]) -> None:
-    """The judge draws the model's initial weights itself (the config's own initialisers, rebuilt here): weights
-    recorded as "before fit" must lie in the same range (zeros where the initialiser gives zeros). Records are
-    written where the submission runs; "before" weights scaled up to make any "after" look like learning fail."""
-    if len(initial) != len(fresh):
-        raise ForgedRecord(f"{len(initial)} weight arrays before fit for a model with {len(fresh)}")
-    for before, drawn in zip(initial, fresh, strict=True):
-        before = np.asarray(before)
-        if before.shape != drawn.shape or not np.all(np.isfinite(before)):
-            raise ForgedRecord("weights before fit of another shape, or not finite")
-        limit = float(np.max(np.abs(drawn))) if drawn.size else 0.0
-        if float(np.max(np.abs(before), initial=0.0)) > 1.5 * limit + 1e-6:
-            raise ForgedRecord("weights before fit outside the range of the model's initialisers")
 
 
 def _inherits_a_training_that_never_fits(outcome: dict[str, Any], student: Any, fashion: Any) -> bool:
@@ -323,11 +318,11 @@ def _trained_models_are_real(outcome: dict[str, Any]) -> None:
     fits = [f for f in outcome.get("fits") or [] if isinstance(f, dict)]
     train = outcome.get("judge_train")
     found: list[str] = []
-    for fit in fits[: len(OPTIONS)]:
+    for index, fit in enumerate(fits[: len(OPTIONS)]):
         try:
-            before, after = _losses(fit, train)
+            before, after = _losses(fit, train, FIRST_SEED + index)
         except ForgedRecord as exc:
-            found.append(f"not the model's initial weights before fit ({exc})")
+            found.append(f"not a fit of the judge's model ({exc})")
             continue
         except (ModelRejected, ValueError, TypeError, IndexError, KeyError):
             found.append("not usable")
