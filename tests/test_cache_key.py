@@ -193,3 +193,19 @@ def test_a_background_job_keeps_what_learned_nothing_to_its_own_grading(tmp_path
     finally:
         background_training.stop_all()
     assert not list((tmp_path / "private").glob("*/training"))  # gone with the job
+
+
+def test_how_fast_keras_runs_is_the_judges(tmp_path: Path) -> None:
+    """run_eagerly, jit_compile and steps_per_execution change how fast Keras trains, not what: the judge trains
+    every model its own way (a student's run_eagerly=True would make the gates' training several times slower),
+    so those settings neither change the key nor train again (small data)."""
+    from grader.models.rebuild import compile_from, rebuild
+
+    model = json.dumps(MODEL)
+    eager = {**COMPILE, "run_eagerly": True, "jit_compile": True, "steps_per_execution": 7}
+    built = compile_from(rebuild(model, (28, 28, 1)), eager)
+    assert (built.run_eagerly, built.jit_compile, built.steps_per_execution) == (False, False, 1)
+    cache = TrainingCache(tmp_path)
+    first = train(model, COMPILE, SMALL, cache=cache)
+    again = train(model, eager, SMALL, cache=cache)
+    assert again.cached and again.key == first.key

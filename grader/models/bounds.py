@@ -127,6 +127,19 @@ def bound_compile(config: Any) -> None:
             raise ModelRejected(f"loss_weights must be numbers. Received: {str(loss_weight)[:60]}.")
 
 
+# Compile settings that decide how fast Keras runs a model, not what it computes. The judge runs every model it
+# rebuilds its own way, so that a student's `run_eagerly=True` does not make the judge's training of the
+# accuracy gates five times slower (nor a training cache entry differ by it).
+JUDGE_SETTINGS: dict[str, Any] = {"run_eagerly": False, "jit_compile": False, "steps_per_execution": 1}
+
+
+def judge_settings(compile_config: Any) -> Any:
+    """The compile config with JUDGE_SETTINGS in place of the student's own; anything else as it is."""
+    if not isinstance(compile_config, dict):
+        return compile_config
+    return {**compile_config, **JUDGE_SETTINGS}
+
+
 # --------------------------------------------------------------------------------------- objects
 def _model_objects(data: Any, where: str, depth: int) -> None:
     if depth > 3:

@@ -151,7 +151,8 @@ def _without_variable_values() -> Iterator[None]:
 
 
 def compile_from(model: keras.Model, compile_config: dict[str, Any] | None) -> keras.Model:
-    """Compile a rebuilt model with the student's compile config (validated first)."""
+    """Compile a rebuilt model with the student's compile config (validated first), with the judge's settings
+    for how it runs (grader.models.bounds.JUDGE_SETTINGS)."""
     if not compile_config:
         raise ModelRejected(
             "the model was not compiled: call model.compile(...) in compile_model and return the model."
@@ -159,7 +160,7 @@ def compile_from(model: keras.Model, compile_config: dict[str, Any] | None) -> k
     validate_config(compile_config, where="compile config")
     configbounds.bound_compile(compile_config)
     try:
-        model.compile_from_config(compile_config)
+        model.compile_from_config(configbounds.judge_settings(compile_config))
     except Exception as exc:
         raise ModelRejected(f"Keras could not compile the model from its compile config: {_short(exc)}") from None
     return model

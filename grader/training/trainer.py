@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from grader.assignment import default_data
+from grader.models.bounds import judge_settings
 from grader.training import background, fit
 from grader.training.cache import Progress, Recipe, TrainingCache, TrainingOutcome, cache_payload, key_of
 
@@ -32,6 +33,7 @@ def train(
     `cache`; where `private` is given (a cache of one grading only, e.g. a background job's), it is written
     there instead."""
     data = data if data is not None else default_data()
+    compile_config = judge_settings(compile_config)  # how fast Keras runs it is the judge's: not in the key
     payload = cache_payload(json_config, compile_config, recipe, data.checksum)
     key = key_of(payload)
     if cache is None:
