@@ -53,7 +53,9 @@ class GradeOptions:
 
 class _Budget:
     """The submission's time budget: when it runs out, its sandboxes are cut off (the call in flight fails,
-    no other runs) and every check not yet graded is skipped (GradingContext.cut_off says why)."""
+    no other runs), the judge's training for it stops (its background job, and a fit in this process at its
+    next batch: the gates pass `cut_off` to trainer.train as `stop`), and every check not yet graded is skipped
+    (GradingContext.cut_off says why)."""
 
     def __init__(self, seconds: float | None, sandboxes: list[Any]) -> None:
         self.seconds = seconds
@@ -68,6 +70,7 @@ class _Budget:
         self._expired.set()
         for sandbox in self._sandboxes:
             sandbox.cut_off()
+        background_training.stop_all()  # the judge's own training for this grading stops too (trainer's `stop`)
 
     def reason(self) -> str:
         if not self._expired.is_set():

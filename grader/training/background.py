@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from grader.assignment import default_data
+from grader.models.bounds import judge_settings
 from grader.training import fit
 from grader.training.cache import Progress, Recipe, TrainingCache, cache_key, cache_payload
 
@@ -112,7 +113,8 @@ def start(models: list[tuple[str, dict[str, Any] | None]], recipe: Recipe, cache
     wanted: list[dict[str, Any]] = []
     with _lock:
         running = {key for job in _jobs for key in job.done}
-        for json_config, compile_config in models:
+        for json_config, raw_compile_config in models:
+            compile_config = judge_settings(raw_compile_config)  # keyed as trainer.train() keys it
             key = cache_key(json_config, compile_config, recipe, checksum)
             if key in running or cache.has(key) or any(m["key"] == key for m in wanted):
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,16 +16,23 @@ import numpy as np
 from grader.training.cache import Progress, Recipe, TrainingCache, TrainingOutcome, inheritable
 
 
+class TrainingStopped(RuntimeError):
+    """The judge stopped its own training: the grading's time budget ran out (the fit stops at its next batch)."""
+
+
+Stop = Callable[[], str]  # why the judge must stop training now, or "" to go on
+
+
 def fit_cached(json_config: str, compile_config: dict[str, Any] | None, recipe: Recipe, data: Any, key: str,
                payload: dict[str, Any], cache: TrainingCache, *, private: TrainingCache | None = None,
-               progress: Progress | None = None) -> TrainingOutcome:
+               progress: Progress | None = None, stop: Stop | None = None) -> TrainingOutcome:
     """The cached outcome for key, or train it now under the key's lock and store it (privately where it must
     not be inherited)."""
     with cache.lock(key):
         hit = cache.get(key, trained_from=payload)  # another process may have finished it while we waited
         if hit is not None:
             return hit
-        outcome = train_now(json_config, compile_config, recipe, data, key, progress)
+        outcome = train_now(json_config, compile_config, recipe, data, key, progress, stop=stop)
         if inheritable(outcome):
             cache.put(key, outcome, payload)
         elif private is not None:
@@ -40,7 +48,10 @@ def deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def train_now(json_config, compile_config, recipe, data, key, progress) -> TrainingOutcome:  # type: ignore[no-untyped-def]
+def train_now(json_config, compile_config, recipe, data, key, progress,  # type: ignore[no-untyped-def]
+              stop: Stop | None = None) -> TrainingOutcome:
+    """Train and evaluate now; `stop` is asked before the fit and after each batch, and a reason ends the
+    training with TrainingStopped (nothing is stored)."""
     import keras
 
     from grader.models.rebuild import check_trainable_size, compile_from, rebuild
@@ -58,6 +69,9 @@ def train_now(json_config, compile_config, recipe, data, key, progress) -> Train
     callbacks: list[keras.callbacks.Callback] = []
     if progress is not None:
         callbacks.append(_ProgressCallback(progress, recipe.epochs))
+    if stop is not None:
+        _stop_if_asked(stop)
+        callbacks.append(_StopCallback(stop))
     start = time.perf_counter()
     fit = model.fit(
         x_train, y_train, epochs=recipe.epochs, batch_size=recipe.batch_size, verbose=0, callbacks=callbacks
@@ -102,5 +116,24 @@ class _ProgressCallback:
         class _Callback(keras.callbacks.Callback):
             def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
                 progress(epoch + 1, epochs, dict(logs or {}))
+
+        return _Callback()
+
+
+def _stop_if_asked(stop: Stop) -> None:
+    reason = stop()
+    if reason:
+        raise TrainingStopped(f"the judge stopped training: {reason}")
+
+
+class _StopCallback:
+    """Built lazily as a keras Callback subclass (see _ProgressCallback): asks `stop` after each batch."""
+
+    def __new__(cls, stop: Stop):  # type: ignore[no-untyped-def]
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+                _stop_if_asked(stop)
 
         return _Callback()

@@ -25,19 +25,21 @@ def train(
     progress: Progress | None = None,
     private: TrainingCache | None = None,
     data: Any = None,
+    stop: fit.Stop | None = None,
 ) -> TrainingOutcome:
     """Train a rebuilt model with the recipe on `data` (cached); raises ModelRejected for bad configs.
 
     `data`: a loaded data set (grader.datasets: train/test images and labels, `checksum`, `prepare`); None for
     the data set of the only assignment installed. An outcome that is not `inheritable` is not written to
     `cache`; where `private` is given (a cache of one grading only, e.g. a background job's), it is written
-    there instead."""
+    there instead. `stop` (e.g. the grading's time budget) is asked before and during a fit in this process:
+    a reason ends it with fit.TrainingStopped."""
     data = data if data is not None else default_data()
     compile_config = judge_settings(compile_config)  # how fast Keras runs it is the judge's: not in the key
     payload = cache_payload(json_config, compile_config, recipe, data.checksum)
     key = key_of(payload)
     if cache is None:
-        return fit.train_now(json_config, compile_config, recipe, data, key, progress)
+        return fit.train_now(json_config, compile_config, recipe, data, key, progress, stop=stop)
     trained_now = background.wait(key)  # a job started by this grading may be training it
     hit = cache.get(key, trained_from=payload)
     if hit is None and trained_now:
@@ -46,4 +48,4 @@ def train(
         hit.cached = not trained_now  # what the job trained for this grading is no cache hit to report
         return hit
     return fit.fit_cached(json_config, compile_config, recipe, data, key, payload, cache, private=private,
-                          progress=progress)
+                          progress=progress, stop=stop)

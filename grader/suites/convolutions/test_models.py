@@ -200,7 +200,7 @@ def _train(student: Any, context: Any, record: dict[str, Any], builder: str, arg
         raise Mismatch(f"compile_model({builder}()) must return a compiled Keras model.", got=describe_value(value))
     try:
         outcome = train(value.json_config, value.compile_config, Recipe(seed=context.seed), cache=context.cache,
-                        progress=context.progress, data=ASSIGNMENT.load_dataset())
+                        progress=context.progress, data=ASSIGNMENT.load_dataset(), stop=context.cut_off)
     except ModelRejected as exc:
         raise Mismatch(f"the judge could not train compile_model({builder}()): {exc}") from None
     low, high = outcome.ci95
