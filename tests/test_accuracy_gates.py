@@ -56,15 +56,46 @@ def test_full_grades_repeat_exactly(reference_full: SubmissionResult, solutions_
     ]
 
 
-# A compile bug retrains both models, an architecture bug only its own: the dense model's (a minute), not the
-# CNN's (several), so that this file stays within the CI's time.
-@pytest.mark.parametrize("variant, changed", [("sgd", {"dnn", "cnn"}), ("dense_64_units", {"dnn"})])
-def test_training_bugs_cost_points_in_models_only(variant: str, changed: set[str], solution_copy: Path,
+# An architecture bug retrains only its own model: the dense model's (a minute), not the CNN's (several), so that
+# this file stays within the CI's time. A dense model without softmax trains to about 0.49 and fails its gate;
+# 64 hidden units train to another accuracy that still passes it. (That a compile bug changes both models' keys
+# is tests/test_cache_key.py's.)
+@pytest.mark.parametrize("variant, dnn_gate", [("dnn_no_softmax", "failed"), ("dense_64_units", "passed")])
+def test_training_bugs_cost_points_in_models_only(variant: str, dnn_gate: str, solution_copy: Path,
                                                   reference_full: SubmissionResult, apply_variant) -> None:
     apply_variant(variant, solution_copy)
     result = grade(solution_copy, FULL)
     for exercise, (score, maximum) in result.by_exercise().items():
         assert (score < maximum) == (exercise == "models"), (exercise, score, maximum)
-    for model in ("dnn", "cnn"):
-        trained_differently = _gate(result, model)["test_accuracy"] != _gate(reference_full, model)["test_accuracy"]
-        assert trained_differently == (model in changed), model
+    dnn, cnn = _gate(result, "dnn"), _gate(result, "cnn")
+    assert dnn["status"] == dnn_gate and cnn["status"] == "passed", (dnn, cnn)
+    assert dnn["test_accuracy"] != _gate(reference_full, "dnn")["test_accuracy"]  # trained anew
+    assert cnn["test_accuracy"] == _gate(reference_full, "cnn")["test_accuracy"]  # from the cache
+
+
+def test_a_poison_graded_first_leaves_the_next_submission_its_own_training(
+        reference_full: SubmissionResult, solutions_dir: Path, solution_copy: Path, training_cache_dir: Path,
+        tmp_path: Path) -> None:
+    """The issue's case on the full data: the lab's model with a float16 last layer (tests/fixtures/poison) is
+    graded first, then the reference, on one fresh cache. The dense model carries the poison here (it trains in
+    a minute, the CNN in several); the CNNs' entries come from the session's cache, the dense ones are left out."""
+    import json
+    import shutil
+
+    cache = tmp_path / "cache"
+    for meta in (training_cache_dir / "training").rglob("*.json"):
+        if "Conv2D" in json.dumps(json.loads(meta.read_text(encoding="utf-8")).get("trained_from")):
+            target = cache / "training" / meta.parent.name
+            target.mkdir(parents=True, exist_ok=True)
+            for part in (meta, meta.with_suffix(".npz")):
+                if part.exists():
+                    shutil.copyfile(part, target / part.name)
+    shutil.copyfile(Path(__file__).parent / "fixtures" / "poison" / "models.py", solution_copy / "models.py")
+    options = GradeOptions(skip_training=False, run_hidden=True, cache_dir=cache)
+    poisoned = grade(solution_copy, options)
+    assert _gate(poisoned, "dnn")["status"] == "failed" and _gate(poisoned, "cnn")["cached"]
+    after = grade(solutions_dir, options)
+    assert after.score == after.max_score == reference_full.max_score, [c.id for c in after.checks
+                                                                       if c.status != "passed"]
+    assert _gate(after, "dnn")["test_accuracy"] == _gate(reference_full, "dnn")["test_accuracy"]
+    assert not _gate(after, "dnn")["cached"]  # trained for itself: the poison left it nothing to inherit
