@@ -44,6 +44,8 @@ from pathlib import Path
 from grader.judge.grading import GradeOptions, grade
 from grader.reports import to_junit_xml, write_submission_reports
 from grader.results import save_result, write_atomic
+from grader.sandbox.client import keep_spare_sandbox
+keep_spare_sandbox(True)  # as a batch worker does: each next sandbox is forked ready from a zygote
 for folder in map(Path, sys.argv[1:]):
     result = grade(folder, GradeOptions(skip_training=True, run_hidden=True))  # what a batch worker runs
     save_result(result, folder / "grader-result.json")
