@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -9,6 +12,7 @@ import pytest
 
 from grader.judge.grading import GradeOptions, grade
 from grader.results import SubmissionResult
+from grader.sandbox.client import discard_spares, keep_spare_sandbox
 from grader.suites.convolutions import ASSIGNMENT as CONVOLUTIONS
 
 EXERCISES = CONVOLUTIONS.modules
@@ -100,11 +104,47 @@ def _variants() -> list[str]:
     return sorted(p.stem for p in BUGGY.glob("*.json"))
 
 
+def _imports(source: str) -> set[str]:
+    tree = ast.parse(source)
+    names = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+             for alias in node.names}
+    return names | {node.module.split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+
+
+def exercises_that_see(module: str, solutions: Path) -> set[str]:
+    """The exercise of `module` and of every module of the submission that imports it, directly or not: where a
+    bug in it can show (each exercise of this lab is graded on its own module, with the judge's own inputs)."""
+    imports = {name: _imports((solutions / f"{name}.py").read_text(encoding="utf-8")) for name in EXERCISES}
+    seen = {module}
+    while True:
+        more = {name for name, used in imports.items() if used & seen} - seen
+        if not more:
+            return seen
+        seen |= more
+
+
+@pytest.fixture(scope="module", autouse=True)
+def spare_sandboxes() -> Iterator[None]:
+    """As a batch worker does: each next sandbox of this file's gradings is forked ready from a zygote."""
+    keep_spare_sandbox(True)
+    yield
+    keep_spare_sandbox(False)
+    discard_spares()
+
+
 @pytest.mark.parametrize("name", _variants())
-def test_buggy_variant_loses_points_only_in_its_exercise(name: str, solution_copy: Path, apply_variant) -> None:
+def test_buggy_variant_loses_points_only_in_its_exercise(name: str, solution_copy: Path, solutions_dir: Path,
+                                                         apply_variant) -> None:
+    """Graded on the exercises that can see the buggy module (its own, and those whose modules import it): it
+    loses points in its own and in no other. (That a module cannot cost other exercises points through the
+    sandbox is tests/test_broken.py's and tests/test_hostile.py's, with whole gradings.)"""
     bug = apply_variant(name, solution_copy)
-    result = grade(solution_copy, QUICK)
+    graded = exercises_that_see(str(bug["module"]).removesuffix(".py"), solutions_dir)
+    assert set(bug["loses"]) <= graded, (name, bug["loses"], graded)
+    result = grade(solution_copy, replace(QUICK, exercises=tuple(sorted(graded))))
     summary = _summary(result)
+    assert set(summary) == graded, (name, sorted(summary))
     for exercise, (score, maximum) in summary.items():
         if exercise in bug["loses"]:
             assert score < maximum, f"{name} ({bug['description']}) was not caught in {exercise}"
@@ -114,6 +154,12 @@ def test_buggy_variant_loses_points_only_in_its_exercise(name: str, solution_cop
             )
     failures = [c for c in result.checks if c.status != "passed"]
     assert all(c.status == "failed" and c.output for c in failures), [c.output for c in failures]
+
+
+def test_exercises_that_see_a_module_follow_its_imports(solutions_dir: Path) -> None:
+    assert exercises_that_see("data", solutions_dir) == {"data"}
+    assert exercises_that_see("models", solutions_dir) == {"models", "experiments"}
+    assert exercises_that_see("training", solutions_dir) == {"training", "experiments"}
 
 
 def test_there_are_at_least_twelve_variants() -> None:
