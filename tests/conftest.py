@@ -49,13 +49,33 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # Tests spread over pytest-xdist's workers one by one; every other test stays with the rest of its file
 # (`--dist loadgroup`), so that a file's module fixtures (a graded batch, trained models) are made once.
 _SPREAD = {"test_buggy_variant_loses_points_only_in_its_exercise"}
+# Files that share one group: the reference's training on the full data, then the gates that reuse it from the
+# session's cache (on two workers at once, one would wait minutes for the other's lock).
+_TOGETHER = {"tests/test_reference_accuracy.py": "full-data", "tests/test_accuracy_gates.py": "full-data"}
+# The longest groups first (minutes each): xdist hands out groups in the order they are collected, so the
+# short ones are left to even out the two workers at the end.
+_LONGEST_FIRST = ["full-data", "tests/test_broken.py", "tests/test_hostile_judge.py", "tests/test_environments.py",
+                  "tests/test_platforms.py", "tests/test_batch.py", "tests/test_live_check.py", "tests/test_hostile.py",
+                  "tests/test_distributed.py", "tests/test_ahead.py"]
+
+
+def _group(item: pytest.Item) -> str:
+    path = item.nodeid.split("::")[0]
+    return _TOGETHER.get(path, path)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into the test ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        if getattr(item, "originalname", item.name) in _SPREAD:
+            return len(_LONGEST_FIRST) + 1  # short, one by one: the last to be handed out
+        group = _group(item)
+        return _LONGEST_FIRST.index(group) if group in _LONGEST_FIRST else len(_LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order
     for item in items:
         if getattr(item, "originalname", item.name) not in _SPREAD:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+            item.add_marker(pytest.mark.xdist_group(_group(item)))
 
 
 MODULES = ("data", "models", "callbacks", "training", "convolution", "visualize", "experiments")
