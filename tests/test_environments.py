@@ -1,13 +1,13 @@
 """The grader grades right wherever it is installed and whoever runs it (issue: never charge a student for
 the grader's own failure).
 
-Each environment grades the same small class, the reference and one buggy variant, with `grader grade`
-in a real subprocess (quick profile): the reference gets full marks and the buggy variant loses exactly
-the checks it loses in the default set-up (root, this interpreter, the strongest isolation).
+Each environment grades the reference with `grader grade` in a real subprocess (quick profile): full marks. The
+weakest modes (an ordinary user, no isolation, no Linux calls) also grade one buggy variant, which must lose
+exactly the checks it loses in the default set-up (root, this interpreter, the strongest isolation).
 
 - a virtual environment under /tmp whose packages (numpy, TensorFlow, Keras, ...) lie under /tmp too:
   the sandbox's fresh /tmp used to cover it, and every lazy import failed as the student's fault;
-- a virtual environment inside a checkout (a folder the sandbox must not show);
+- a virtual environment inside a checkout (a folder the sandbox must not show) in a closed HOME;
 - an ordinary user (created here; CI runs as root) in a user namespace and with no isolation at all.
 
 The venvs hard-link this interpreter's site-packages (a real install's files, under /tmp, in a second).
@@ -142,11 +142,13 @@ def baseline(small_class: list[Path], workspace: Path) -> dict[str, SubmissionRe
 
 def assert_same_grades(records: dict[str, SubmissionResult], baseline: dict[str, SubmissionResult],
                        isolation: str) -> None:
-    reference, buggy = records["reference"], records[VARIANT]
+    reference = records["reference"]
     assert reference.status == "graded", reference.messages
     assert reference.score == reference.max_score == baseline["reference"].max_score, failed_checks(reference)
-    assert failed_checks(buggy) == failed_checks(baseline[VARIANT])
-    assert buggy.score == baseline[VARIANT].score
+    if VARIANT in records:
+        buggy = records[VARIANT]
+        assert failed_checks(buggy) == failed_checks(baseline[VARIANT])
+        assert buggy.score == baseline[VARIANT].score
     assert reference.extra["sandbox_isolation"] == isolation
 
 
@@ -155,32 +157,25 @@ def test_a_venv_under_tmp_with_its_packages_under_tmp(tmp_venv: Path, small_clas
     probe = subprocess.run([str(tmp_venv), "-c", "import numpy, keras; print(numpy.__file__, keras.__file__)"],
                            capture_output=True, text=True, check=True)
     assert all(path.startswith(str(workspace)) for path in probe.stdout.split()), probe.stdout
-    records = grade_class(tmp_venv, small_class, workspace / "tmp-venv")
+    records = grade_class(tmp_venv, small_class[:1], workspace / "tmp-venv")
     assert_same_grades(records, baseline, baseline["reference"].extra["sandbox_isolation"])
 
 
-def test_a_venv_inside_a_checkout(small_class: list[Path], workspace: Path,
-                                  baseline: dict[str, SubmissionResult]) -> None:
-    """A checkout (solutions/ beside pyproject.toml, hidden from the sandbox) with its own .venv, graded
-    from inside the checkout."""
-    checkout = workspace / "checkout"
-    shutil.copytree(SOLUTIONS, checkout / "solutions" / "convolutions")
-    (checkout / "pyproject.toml").write_text("[project]\nname = 'course'\n", encoding="utf-8")
-    python = make_venv(checkout / ".venv")
-    records = grade_class(python, small_class, workspace / "in-checkout", cwd=checkout)
-    assert_same_grades(records, baseline, baseline["reference"].extra["sandbox_isolation"])
-
-
-@pytest.mark.parametrize("where", ["venv-in-home", "user-site"])
+@pytest.mark.parametrize("where", ["checkout-venv-in-home", "user-site"])
 def test_python_in_a_closed_home(small_class: list[Path], workspace: Path, where: str,
                                  baseline: dict[str, SubmissionResult]) -> None:
-    """HOME (mode 700, like /root) holds the environment: a ~/.venv, or numpy in the user site
-    (~/.local, `pip install --user`), ahead of the interpreter's own. The sandbox hides HOME but not it."""
+    """HOME (mode 700, like /root) holds the environment: a checkout (solutions/ beside pyproject.toml, a folder
+    the sandbox must not show) with its own .venv, graded from inside the checkout; or numpy in the user site
+    (~/.local, `pip install --user`), ahead of the interpreter's own. The sandbox hides HOME but not them."""
     home = workspace / f"home-{where}"
     home.mkdir(mode=0o700)
     env = {"HOME": str(home)}
-    if where == "venv-in-home":
-        python: Path | str = make_venv(home / ".venv")
+    cwd = home
+    if where == "checkout-venv-in-home":
+        cwd = home / "course"
+        shutil.copytree(SOLUTIONS, cwd / "solutions" / "convolutions")
+        (cwd / "pyproject.toml").write_text("[project]\nname = 'course'\n", encoding="utf-8")
+        python: Path | str = make_venv(cwd / ".venv")
     else:
         python = sys.executable
         user_site = home / ".local" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
@@ -193,7 +188,7 @@ def test_python_in_a_closed_home(small_class: list[Path], workspace: Path, where
     probe = subprocess.run([str(python), "-c", "import numpy; print(numpy.__file__)"], capture_output=True,
                            text=True, check=True, env={**os.environ, **env})
     assert probe.stdout.startswith(str(home)), probe.stdout
-    records = grade_class(python, small_class, workspace / where, extra_env=env, cwd=home)
+    records = grade_class(python, small_class[:1], workspace / where, extra_env=env, cwd=cwd)
     assert_same_grades(records, baseline, baseline["reference"].extra["sandbox_isolation"])
 
 
@@ -266,5 +261,5 @@ def test_root_without_namespaces_runs_the_submission_as_a_fresh_uid(tmp_venv: Pa
     isolation, _, answer = done.stdout.strip().partition(" ")
     assert isolation == "none+uid" and "'write': 'PermissionError'" in answer and not target.exists(), answer
     assert int(answer.split("'uid': ")[1].split(",")[0]) >= 60000
-    records = grade_class(tmp_venv, small_class, workspace / "root-none", isolation="none")
+    records = grade_class(tmp_venv, small_class[:1], workspace / "root-none", isolation="none")
     assert_same_grades(records, baseline, "none+uid")
