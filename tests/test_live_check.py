@@ -177,7 +177,8 @@ def test_the_solved_kernel_scores_what_grader_check_of_the_folder_scores(
     assert live["score"] == live["max"]
 
 
-@pytest.mark.parametrize("variant", ["dense_64_units", "wrong_scaling", "flipped_kernel"])
+# A model bug and a data bug (the convolution exercise's cell works alike: tests/test_judge.py grades its bugs)
+@pytest.mark.parametrize("variant", ["dense_64_units", "wrong_scaling"])
 def test_a_cell_redefined_with_a_bug_loses_what_grader_check_loses(
         solved: tuple[Kernel, Any], folder_grade: Callable[[str], SubmissionResult], variant: str) -> None:
     kernel, _ = solved
