@@ -174,36 +174,32 @@ def test_reference_gets_full_marks_with_hidden_checks(gs_reference: dict[str, An
     assert "student@example.edu" not in json.dumps(gs_reference)
 
 
-def test_buggy_variant_loses_points_in_its_exercise_only(
+def _buggy_copy(solutions: Path, target: Path, variant: str,
+                apply_variant: Callable[[str, Path], dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+    shutil.copytree(solutions, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target, apply_variant(variant, target)
+
+
+def test_a_buggy_notebook_at_the_real_autograder_path(
     gradescope: Gradescope, gs_reference: dict[str, Any], tmp_path: Path, solutions_dir: Path,
     apply_variant: Callable[[str, Path], dict[str, Any]],
 ) -> None:
-    bug: dict[str, Any] = {}
-
-    def fill(folder: Path) -> None:
-        shutil.copytree(solutions_dir, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-        bug.update(apply_variant("flipped_kernel", folder))
-
-    results, _ = gradescope.run(tmp_path / "autograder", fill)
-    lost = _lost_exercises(_gs_by_exercise(results), _gs_by_exercise(gs_reference))
-    assert lost == set(bug["loses"])
-    assert results["score"] < gs_reference["score"]
-
-
-def test_notebook_at_the_real_autograder_path(gradescope: Gradescope, gs_reference: dict[str, Any],
-                                              solutions_dir: Path, tmp_path: Path) -> None:
-    """Once in the real layout: /autograder (created here, removed afterwards)."""
+    """Once in the real layout: /autograder (created here, removed afterwards), a notebook with a bug: it loses
+    points in the bug's exercise only."""
+    buggy, bug = _buggy_copy(solutions_dir, tmp_path / "buggy", "flipped_kernel", apply_variant)
     real = Path("/autograder")
     if real.exists():
         pytest.fail(f"{real} exists on this machine; this test creates and removes it, so it must not be there")
     try:
         real.mkdir()
         shutil.copytree(gradescope.source, real / "source")
-        results, _ = gradescope.run(real, lambda folder: _notebook(solutions_dir, folder))
+        results, _ = gradescope.run(real, lambda folder: _notebook(buggy, folder))
     finally:
         shutil.rmtree(real, ignore_errors=True)
     assert results["extra_data"]["kind"] == "notebook"
-    assert results["score"] == gs_reference["score"]
+    lost = _lost_exercises(_gs_by_exercise(results), _gs_by_exercise(gs_reference))
+    assert lost == set(bug["loses"])
+    assert results["score"] < gs_reference["score"]
 
 
 def test_empty_submission_scores_zero_and_says_why(gradescope: Gradescope, tmp_path: Path) -> None:
@@ -300,31 +296,22 @@ def test_pl_reference_scores_one(pl_reference: dict[str, Any]) -> None:
     assert hidden and all(t["output"] == "" for t in hidden)
 
 
-def test_pl_buggy_variant_loses_in_its_exercise_only(
+def test_pl_buggy_notebook_at_the_real_grade_path(
     prairielearn: PrairieLearn, pl_reference: dict[str, Any], tmp_path: Path, solutions_dir: Path,
     apply_variant: Callable[[str, Path], dict[str, Any]],
 ) -> None:
-    bug: dict[str, Any] = {}
-
-    def fill(folder: Path) -> None:
-        shutil.copytree(solutions_dir, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-        bug.update(apply_variant("no_softmax", folder))
-
-    results = prairielearn.run(tmp_path / "grade", fill)
-    assert 0 < results["score"] < 1
-    assert _lost_exercises(_pl_by_exercise(results), _pl_by_exercise(pl_reference)) == set(bug["loses"])
-
-
-def test_pl_notebook_at_the_real_grade_path(prairielearn: PrairieLearn, solutions_dir: Path) -> None:
-    """Once in the real layout: /grade (created here, removed afterwards); the results folder is made."""
+    """Once in the real layout: /grade (created here, removed afterwards; the results folder is made), a notebook
+    with a bug: it loses points in the bug's exercise only."""
+    buggy, bug = _buggy_copy(solutions_dir, tmp_path / "buggy", "no_softmax", apply_variant)
     real = Path("/grade")
     if real.exists():
         pytest.fail(f"{real} exists on this machine; this test creates and removes it, so it must not be there")
     try:
-        results = prairielearn.run(real, lambda folder: _notebook(solutions_dir, folder))
+        results = prairielearn.run(real, lambda folder: _notebook(buggy, folder))
     finally:
         shutil.rmtree(real, ignore_errors=True)
-    assert results["gradable"] is True and results["score"] == 1.0
+    assert results["gradable"] is True and 0 < results["score"] < 1
+    assert _lost_exercises(_pl_by_exercise(results), _pl_by_exercise(pl_reference)) == set(bug["loses"])
 
 
 def test_pl_empty_submission_is_not_gradable(prairielearn: PrairieLearn, tmp_path: Path) -> None:
