@@ -39,7 +39,7 @@ JUDGE_GROWTH_MB = 400  # the judge's peak RSS over all of them, beyond its peak 
 MB = 1024**2
 
 _DRIVER = """
-import json, resource, sys
+import json, resource, sys, time
 from pathlib import Path
 from grader.judge.grading import GradeOptions, grade
 from grader.reports import to_junit_xml, write_submission_reports
@@ -47,12 +47,13 @@ from grader.results import save_result, write_atomic
 from grader.sandbox.client import keep_spare_sandbox
 keep_spare_sandbox(True)  # as a batch worker does: each next sandbox is forked ready from a zygote
 for folder in map(Path, sys.argv[1:]):
+    started = time.perf_counter()
     result = grade(folder, GradeOptions(skip_training=True, run_hidden=True))  # what a batch worker runs
     save_result(result, folder / "grader-result.json")
     write_submission_reports(result, folder, show_hidden=True)
     write_atomic(folder / "junit.xml", to_junit_xml([result], include_hidden=True))
-    print(json.dumps({"folder": str(folder), "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}),
-          flush=True)
+    print(json.dumps({"folder": str(folder), "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                      "seconds": round(time.perf_counter() - started, 1)}), flush=True)
 """
 
 

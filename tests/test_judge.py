@@ -25,10 +25,6 @@ def _summary(result: SubmissionResult) -> dict[str, tuple[float, float]]:
     return result.by_exercise(include_hidden=True)
 
 
-def _comparable(result: SubmissionResult) -> list[tuple[str, str, float, str]]:
-    return [(c.id, c.status, c.score, c.output) for c in result.checks]
-
-
 @pytest.fixture(scope="module")
 def reference_result(solutions_dir: Path) -> SubmissionResult:
     return grade(solutions_dir, QUICK)
@@ -41,10 +37,6 @@ def test_reference_scores_full_marks(reference_result: SubmissionResult) -> None
     assert set(_summary(reference_result)) == set(EXERCISES)
     assert any(c.hidden for c in reference_result.checks)
     assert not any("accuracy" in c.tags for c in reference_result.checks)  # --skip-training leaves the gates out
-
-
-def test_reference_results_repeat_exactly(reference_result: SubmissionResult, solutions_dir: Path) -> None:
-    assert _comparable(grade(solutions_dir, QUICK)) == _comparable(reference_result)
 
 
 def test_student_mode_leaves_hidden_checks_out(solutions_dir: Path, reference_result: SubmissionResult) -> None:
