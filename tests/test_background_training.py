@@ -44,9 +44,9 @@ def no_training_here(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     original = training.train_now
 
-    def counted(*args: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[4])
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(training, "train_now", counted)
     return calls

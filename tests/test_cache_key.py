@@ -178,9 +178,9 @@ def test_a_background_job_keeps_what_learned_nothing_to_its_own_grading(tmp_path
     here: list[str] = []
     original = training.train_now
 
-    def counted(*args: Any) -> Any:
+    def counted(*args: Any, **kwargs: Any) -> Any:
         here.append("trained")
-        return original(*args)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(training, "train_now", counted)
     cache = TrainingCache(tmp_path)
