@@ -2,8 +2,9 @@
 the grader's own failure).
 
 Each environment grades the reference with `grader grade` in a real subprocess (quick profile): full marks. The
-weakest modes (an ordinary user without isolation, no Linux calls) also grade one buggy variant, which must lose
-exactly the checks it loses in the default set-up (root, this interpreter, the strongest isolation).
+weakest mode (an ordinary user without isolation on a machine without Linux calls) also grades one buggy variant,
+which must lose exactly the checks it loses in the default set-up (root, this interpreter, the strongest
+isolation).
 
 - a virtual environment under /tmp whose packages (numpy, TensorFlow, Keras, ...) lie under /tmp too:
   the sandbox's fresh /tmp used to cover it, and every lazy import failed as the student's fault;
@@ -192,18 +193,6 @@ def test_python_in_a_closed_home(small_class: list[Path], workspace: Path, where
     assert_same_grades(records, baseline, baseline["reference"].extra["sandbox_isolation"])
 
 
-@needs_root
-@pytest.mark.parametrize("isolation", ["userns", "none"])
-def test_an_ordinary_user(tmp_venv: Path, small_class: list[Path], workspace: Path, isolation: str,
-                          baseline: dict[str, SubmissionResult]) -> None:
-    """Not root: no fresh uid; a user namespace where the machine allows one, else no isolation at all."""
-    graded = small_class if isolation == "none" else small_class[:1]  # the buggy variant in the weakest mode
-    records = grade_class(tmp_venv, graded, workspace / f"user-{isolation}", user=USER, isolation=isolation)
-    assert_same_grades(records, baseline, isolation)
-    if isolation == "none":
-        assert any("reduced isolation (none)" in m for m in records["reference"].messages)
-
-
 WITHOUT_LINUX = """
 import os
 
@@ -217,16 +206,26 @@ grader.sandbox.procs.has_proc = lambda: False  # the process table from `ps`, as
 """
 
 
-def test_the_plain_subprocess_mode_without_linux_calls(small_class: list[Path], workspace: Path,
-                                                       baseline: dict[str, SubmissionResult]) -> None:
-    """A student's laptop without Linux namespaces, prctl, pidfd or /proc (macOS): mode "none" grades alike,
-    with the judge's Linux-only calls taken away (a sitecustomize in the judge and its batch workers)."""
-    folder = workspace / "without-linux"
-    folder.mkdir()
-    (folder / "sitecustomize.py").write_text(WITHOUT_LINUX, encoding="utf-8")
-    records = grade_class(sys.executable, small_class, workspace / "none-without-linux", isolation="none",
-                          extra_env={"PYTHONPATH": str(folder)})
-    assert_same_grades(records, baseline, "none")
+@needs_root
+@pytest.mark.parametrize("isolation", ["userns", "none"])
+def test_an_ordinary_user(tmp_venv: Path, small_class: list[Path], workspace: Path, isolation: str,
+                          baseline: dict[str, SubmissionResult]) -> None:
+    """Not root: no fresh uid; a user namespace where the machine allows one, else no isolation at all. Mode none
+    is also a student's laptop without Linux namespaces, prctl, pidfd or /proc (macOS): the judge's Linux-only
+    calls are taken away (a sitecustomize in the judge and its batch workers), and the buggy variant is graded
+    too."""
+    graded, extra_env = small_class[:1], None
+    if isolation == "none":
+        folder = workspace / "without-linux"
+        folder.mkdir(mode=0o755)
+        (folder / "sitecustomize.py").write_text(WITHOUT_LINUX, encoding="utf-8")
+        (folder / "sitecustomize.py").chmod(0o644)
+        graded, extra_env = small_class, {"PYTHONPATH": str(folder)}
+    records = grade_class(tmp_venv, graded, workspace / f"user-{isolation}", user=USER, isolation=isolation,
+                          extra_env=extra_env)
+    assert_same_grades(records, baseline, isolation)
+    if isolation == "none":
+        assert any("reduced isolation (none)" in m for m in records["reference"].messages)
 
 
 PROBE = """
