@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from grader.assignment import default_data
-from grader.models.bounds import judge_settings
 from grader.training import fit
-from grader.training.cache import Progress, Recipe, TrainingCache, cache_key, cache_payload
+from grader.training.cache import Progress, Recipe, TrainingCache, key_of, training_payload
 
 _jobs: list[_Job] = []  # jobs started by this process and not yet stopped
 _lock = threading.Lock()
@@ -113,9 +112,8 @@ def start(models: list[tuple[str, dict[str, Any] | None]], recipe: Recipe, cache
     wanted: list[dict[str, Any]] = []
     with _lock:
         running = {key for job in _jobs for key in job.done}
-        for json_config, raw_compile_config in models:
-            compile_config = judge_settings(raw_compile_config)  # keyed as trainer.train() keys it
-            key = cache_key(json_config, compile_config, recipe, checksum)
+        for json_config, compile_config in models:
+            key = key_of(training_payload(json_config, compile_config, recipe, checksum))  # as trainer.train keys it
             if key in running or cache.has(key) or any(m["key"] == key for m in wanted):
                 continue
             wanted.append({"key": key, "json": json_config, "compile": compile_config, "recipe": asdict(recipe)})
@@ -194,7 +192,7 @@ def main() -> int:
         trained = False
         try:
             recipe = Recipe(**model["recipe"])
-            payload = cache_payload(model["json"], model["compile"], recipe, data.checksum)
+            payload = training_payload(model["json"], model["compile"], recipe, data.checksum)
             outcome = fit.fit_cached(model["json"], model["compile"], recipe, data, model["key"], payload, cache,
                                      private=private, progress=progress)
             trained = not outcome.cached

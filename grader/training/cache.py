@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from grader.models.bounds import judge_settings
 from grader.results import write_atomic
 
 CACHE_FORMAT = 2
@@ -91,6 +92,13 @@ def cache_payload(json_config: str, compile_config: dict[str, Any] | None, recip
         "versions": library_versions(),
     }
     return json.loads(json.dumps(payload, sort_keys=True))  # as it reads back from an entry
+
+
+def training_payload(json_config: str, compile_config: dict[str, Any] | None, recipe: Recipe,
+                     data_checksum: str) -> dict[str, Any]:
+    """cache_payload of what the judge trains: the compile config with the judge's own settings for how Keras runs
+    it (grader.models.bounds.JUDGE_SETTINGS: they change speed, not results, so no key differs by them)."""
+    return cache_payload(json_config, judge_settings(compile_config), recipe, data_checksum)
 
 
 def cache_key(json_config: str, compile_config: dict[str, Any] | None, recipe: Recipe, data_checksum: str) -> str:

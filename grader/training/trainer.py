@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from grader.assignment import default_data
-from grader.models.bounds import judge_settings
 from grader.training import background, fit
-from grader.training.cache import Progress, Recipe, TrainingCache, TrainingOutcome, cache_payload, key_of
+from grader.training.cache import Progress, Recipe, TrainingCache, TrainingOutcome, key_of, training_payload
 
 _DEFAULT_RECIPE = Recipe()  # 5 epochs, batch 32, seed 0
 
@@ -35,8 +34,7 @@ def train(
     there instead. `stop` (e.g. the grading's time budget) is asked before and during a fit in this process:
     a reason ends it with fit.TrainingStopped."""
     data = data if data is not None else default_data()
-    compile_config = judge_settings(compile_config)  # how fast Keras runs it is the judge's: not in the key
-    payload = cache_payload(json_config, compile_config, recipe, data.checksum)
+    payload = training_payload(json_config, compile_config, recipe, data.checksum)
     key = key_of(payload)
     if cache is None:
         return fit.train_now(json_config, compile_config, recipe, data, key, progress, stop=stop)
