@@ -18,6 +18,7 @@ import pytest
 from grader.checks import Mismatch, check
 from grader.datasets.fashion_mnist import prepare
 from grader.suites.convolutions import INPUT_SHAPE
+from grader.suites.convolutions.drivers import architecture
 from grader.suites.convolutions.evidence import ForgedRecord, trained_from
 from grader.suites.convolutions.feedback import Outcome, attempt, describe
 from grader.suites.convolutions.reference import expected_cnn
@@ -237,7 +238,7 @@ def _losses(fit: dict[str, Any], data: Any, seed: int) -> tuple[float, float]:
         raise ForgedRecord("a fit that did not start from the judge's initial weights")
     seed_keeping_caches(seed)
     # bounded before it is built (a Conv2D(1000) is refused), and drawing what drivers.initial_weights drew
-    model = rebuild(_architecture(fit.get("json")), INPUT_SHAPE)
+    model = rebuild(architecture(fit.get("json")), INPUT_SHAPE)
     initial = model.get_weights()
     after = list(fit.get("weights") or [])
     model.set_weights(after)  # the shapes are the model's, or ValueError
@@ -255,21 +256,6 @@ def _losses(fit: dict[str, Any], data: Any, seed: int) -> tuple[float, float]:
         outputs = [np.asarray(model(images[i:i + _BATCH], training=False)) for i in range(0, len(images), _BATCH)]
         losses.append(measure(labels, np.concatenate(outputs)))
     return losses[0], losses[1]
-
-
-def _architecture(json_config: Any) -> str:
-    """A fit's model config without the compile config Keras embeds in it: the architecture is what is evaluated
-    here (the compile config, separately, only picks the loss), so a metric the judge refuses to compile (a
-    models.py matter, graded there) does not make the fit unusable."""
-    import json
-
-    try:
-        data = json.loads(str(json_config))
-    except ValueError:
-        return str(json_config)  # rebuild() says what is wrong with it
-    if isinstance(data, dict):
-        data.pop("compile_config", None)
-    return json.dumps(data)
 
 
 _BATCH = 64  # the judge's forward passes over a student's architecture, a few images at a time
@@ -308,8 +294,9 @@ def _inherits_a_training_that_never_fits(outcome: dict[str, Any], student: Any, 
 def _trained_models_are_real(outcome: dict[str, Any]) -> None:
     """The fits the spy saw, re-evaluated by the judge: records of fits that never happened do not count.
 
-    Each fit comes back as its model's config and compile config with the weights before and after
-    fit; on the judge's own copy of the training images, the model's loss must have gone down. (Not
+    Each fit comes back as its model's config and compile config, the judge's seed it started from and its
+    weights after fit; the weights before are the judge's own (see _losses), and on the judge's own copy of
+    the training images, the model's loss must have gone down. (Not
     an accuracy bar: with a compile_model bug such as sgd, one epoch on 512 images learns little, and
     that bug is charged in models.py, not here.)
     """
