@@ -49,8 +49,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # Tests spread over pytest-xdist's workers one by one; every other test stays with the rest of its file
 # (`--dist loadgroup`), so that a file's module fixtures (a graded batch, trained models) are made once.
 _SPREAD = {"test_buggy_variant_loses_points_only_in_its_exercise"}
-# Files that share one group: the reference's training on the full data, then the gates that reuse it from the
-# session's cache (on two workers at once, one would wait minutes for the other's lock).
+# Files that share one group: both train the reference on the full data, and whichever runs first leaves it in
+# the session's cache for the other (on two workers at once, one would wait minutes for the other's lock).
 _TOGETHER = {"tests/test_reference_accuracy.py": "full-data", "tests/test_accuracy_gates.py": "full-data"}
 # The longest groups first (minutes each): xdist hands out groups in the order they are collected, so the
 # short ones are left to even out the two workers at the end.
@@ -115,9 +115,10 @@ def training_cache_dir() -> Path:
     return Path(_SESSION_CACHE) / "convgrader"
 
 
-def _apply_variant(name: str, submission: Path) -> dict[str, Any]:
-    """Turn a copy of the solution into the buggy variant tests/fixtures/buggy/<name>.json."""
-    bug = json.loads((FIXTURES / "buggy" / f"{name}.json").read_text(encoding="utf-8"))
+def _apply_variant(name: str, submission: Path, folder: str = "buggy") -> dict[str, Any]:
+    """Turn a copy of the solution into the variant tests/fixtures/<folder>/<name>.json (buggy: the quick profile's
+    bugs, each graded by tests/test_judge.py)."""
+    bug = json.loads((FIXTURES / folder / f"{name}.json").read_text(encoding="utf-8"))
     module = submission / str(bug["module"])
     source = module.read_text(encoding="utf-8")
     for old, new in bug["replace"]:
@@ -128,7 +129,7 @@ def _apply_variant(name: str, submission: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def apply_variant() -> Callable[[str, Path], dict[str, Any]]:
+def apply_variant() -> Callable[..., dict[str, Any]]:
     return _apply_variant
 
 

@@ -58,7 +58,7 @@ def test_full_grades_repeat_exactly(reference_full: SubmissionResult, solutions_
 
 def test_a_poison_graded_first_leaves_the_next_submission_its_own_training(
         reference_full: SubmissionResult, solutions_dir: Path, solution_copy: Path, training_cache_dir: Path,
-        tmp_path: Path) -> None:
+        tmp_path: Path, apply_variant) -> None:
     """The issue's case on the full data: the lab's model with a float16 last layer (tests/fixtures/poison) is
     graded first, then the reference, on one fresh cache. The dense model carries the poison here (it trains in
     a minute, the CNN in several); the CNNs' entries come from the session's cache, the dense ones are left out."""
@@ -73,7 +73,7 @@ def test_a_poison_graded_first_leaves_the_next_submission_its_own_training(
             for part in (meta, meta.with_suffix(".npz")):
                 if part.exists():
                     shutil.copyfile(part, target / part.name)
-    shutil.copyfile(Path(__file__).parent / "fixtures" / "poison" / "models.py", solution_copy / "models.py")
+    apply_variant("dnn_float16", solution_copy, "poison")
     options = GradeOptions(skip_training=False, run_hidden=True, cache_dir=cache)
     poisoned = grade(solution_copy, options)
     # a training bug costs points in models only: the dense gate (NaN, chance), the CNN's from the cache
